@@ -1,0 +1,54 @@
+# The two commands: `make run` and `make test`. Everything else is what they need.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export FLASK_APP := wsgi
+
+.PHONY: run test lint format setup services translations extract-messages bench worker clean
+
+## run: set up (venv, install, migrate; plans are seeded by the migration) and serve on :8000
+run: setup
+	$(BIN)/flask db upgrade
+	@echo "Portal and API on http://127.0.0.1:8000  (API docs: http://127.0.0.1:8000/docs)"
+	$(BIN)/gunicorn --bind 127.0.0.1:8000 --workers 1 --threads 8 --access-logfile - wsgi:app
+
+## test: set up, make sure PostgreSQL, Redis and Chromium are there, lint, run the whole suite
+test: setup $(VENV)/.dev services lint
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+setup: $(VENV)/.runtime translations
+
+$(VENV)/.runtime: requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+services:
+	bash scripts/services.sh
+
+translations: $(VENV)/.runtime
+	$(BIN)/pybabel compile --statistics -d webapp/translations
+
+## extract-messages: refresh the catalog after changing UI strings, then translate zh_CN
+extract-messages: $(VENV)/.runtime
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -o webapp/translations/messages.pot --no-location --sort-output .
+	$(BIN)/pybabel update -i webapp/translations/messages.pot -d webapp/translations --no-location --ignore-obsolete
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(VENV)/.dev
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+worker: setup
+	$(BIN)/python worker.py
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache

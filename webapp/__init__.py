@@ -1,0 +1,83 @@
+"""Application factory: a short list of register_* calls."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from webapp.config import INSTANCE_DIR, config_for
+
+
+def create_app(app_env: str | None = None, **overrides: Any) -> Flask:
+    app = Flask(__name__, instance_path=str(INSTANCE_DIR))
+    config_class = config_for(app_env)
+    app.config.from_object(config_class)
+    app.config.from_prefixed_env()
+    app.config.update(overrides)
+    config_class.validate(app.config)
+
+    register_proxy_fix(app)
+    register_extensions(app)
+    register_blueprints(app)
+    register_error_handlers(app)
+    register_cli(app)
+    return app
+
+
+def register_proxy_fix(app: Flask) -> None:
+    hops = app.config["PROXY_FIX_HOPS"]
+    if hops:
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops
+        )
+
+
+def register_extensions(app: Flask) -> None:
+    from webapp import models  # noqa: F401  (every model known to SQLAlchemy/Alembic)
+    from webapp.auth.jwt import register_jwt_handlers
+    from webapp.auth.views import register_login_manager
+    from webapp.core.i18n import register_i18n
+    from webapp.extensions import api, bootstrap, csrf, db, jwt, limiter, mail, migrate
+
+    INSTANCE_DIR.mkdir(exist_ok=True)
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(INSTANCE_DIR.parent / "migrations"))
+    csrf.init_app(app)
+    jwt.init_app(app)
+    limiter.init_app(app)
+    mail.init_app(app)
+    bootstrap.init_app(app)
+    api.init_app(app)
+    register_i18n(app)
+    register_login_manager(app)
+    register_jwt_handlers(jwt)
+
+
+def register_blueprints(app: Flask) -> None:
+    from webapp.auth import api as auth_api
+    from webapp.auth import views as auth_views
+    from webapp.billing import api as billing_api
+    from webapp.core import views as core_views
+    from webapp.extensions import api, csrf
+    from webapp.orgs import api as orgs_api
+    from webapp.orgs import views as orgs_views
+
+    for blueprint in (core_views.bp, auth_views.bp, orgs_views.bp):
+        app.register_blueprint(blueprint)
+    for api_blueprint in (auth_api.blp, orgs_api.blp, billing_api.blp):
+        csrf.exempt(api_blueprint)
+        api.register_blueprint(api_blueprint)
+
+
+def register_error_handlers(app: Flask) -> None:
+    from webapp.errors import register_error_handlers as register
+
+    register(app)
+
+
+def register_cli(app: Flask) -> None:
+    from webapp.core.cli import register_commands
+
+    register_commands(app)

@@ -1,0 +1,72 @@
+"""Landing, health check, language switch and locally served vendor assets."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import sqlalchemy as sa
+import swagger_ui_bundle
+from flask import (
+    Blueprint,
+    current_app,
+    redirect,
+    request,
+    send_from_directory,
+    session,
+    url_for,
+)
+from flask_login import current_user
+from redis import Redis
+from redis.exceptions import RedisError
+from werkzeug.wrappers import Response
+
+from webapp.core.security import safe_next_url
+from webapp.extensions import db
+
+log = logging.getLogger(__name__)
+bp = Blueprint("core", __name__)
+
+
+@bp.get("/")
+def index() -> Response:
+    if current_user.is_authenticated:
+        return redirect(url_for("orgs.dashboard"))
+    return redirect(url_for("auth.login"))
+
+
+@bp.get("/lang/<code>")
+def set_language(code: str) -> Response:
+    if code in current_app.config["LANGUAGES"]:
+        session["lang"] = code
+    return redirect(safe_next_url(request.args.get("next"), url_for("core.index")))
+
+
+@bp.get("/healthz")
+def healthz() -> tuple[dict[str, Any], int]:
+    """Database and Redis reachability, for load balancers and orchestrators."""
+    checks: dict[str, str] = {}
+    try:
+        db.session.execute(sa.text("SELECT 1"))
+        checks["database"] = "ok"
+    except sa.exc.SQLAlchemyError as exc:
+        log.warning("health check: database unreachable: %s", exc)
+        checks["database"] = "unreachable"
+    redis_url = current_app.config["REDIS_URL"]
+    if redis_url:
+        try:
+            Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2).ping()
+            checks["redis"] = "ok"
+        except RedisError as exc:
+            log.warning("health check: redis unreachable: %s", exc)
+            checks["redis"] = "unreachable"
+    else:
+        checks["redis"] = "not_configured"
+    healthy = all(value != "unreachable" for value in checks.values())
+    return {"status": "ok" if healthy else "degraded", "checks": checks}, 200 if healthy else 503
+
+
+@bp.get("/vendor/swagger-ui/<path:filename>")
+def swagger_ui_asset(filename: str) -> Response:
+    """Swagger UI for /docs, from the installed package instead of a CDN."""
+    return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename, max_age=86400)
