@@ -57,6 +57,8 @@ def isolated_db(request: pytest.FixtureRequest) -> Iterator[None]:
         yield  # the live server commits for real, from its own threads
         return
     app: Flask = request.getfixturevalue("app")
+    # No app context stays pushed during the test: each request must get its own,
+    # with a fresh session and `g`, as in production.
     with app.app_context():
         engines = db.engines
         engine = engines[None]
@@ -66,9 +68,10 @@ def isolated_db(request: pytest.FixtureRequest) -> Iterator[None]:
         factory_options["join_transaction_mode"] = "create_savepoint"
         engines[None] = connection  # type: ignore[assignment]
         limiter.reset()
-        try:
-            yield
-        finally:
+    try:
+        yield
+    finally:
+        with app.app_context():
             db.session.remove()
             engines[None] = engine
             factory_options.pop("join_transaction_mode")

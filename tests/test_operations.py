@@ -1,0 +1,118 @@
+"""Operators' side: configuration safety, health check, worker, CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from uuid import uuid4
+
+import pytest
+from flask import current_app
+from redis import Redis
+from rq import Queue
+
+from webapp import create_app
+from webapp.auth.models import User
+from webapp.config import ConfigurationError
+from webapp.extensions import db
+
+ROOT = Path(__file__).resolve().parent.parent
+STRONG_SECRET = "x" * 48
+
+
+def report_app_env() -> str:
+    """A job for the worker test: proves jobs run inside the application context."""
+    return str(current_app.config["APP_ENV"])
+
+
+@pytest.mark.parametrize(
+    "secret", ["", "dev", "development-only-secret-key-do-not-deploy", "short"]
+)
+def test_production_refuses_weak_secret_key(secret):
+    with pytest.raises(ConfigurationError, match="SECRET_KEY"):
+        create_app("production", SECRET_KEY=secret, PAYMENTS_MODE="live")
+
+
+def test_production_refuses_payment_sandbox():
+    with pytest.raises(ConfigurationError, match="sandbox"):
+        create_app("production", SECRET_KEY=STRONG_SECRET, PAYMENTS_MODE="sandbox")
+
+
+def test_production_cookies_are_secure():
+    app = create_app("production", SECRET_KEY=STRONG_SECRET, PAYMENTS_MODE="live")
+    assert app.config["SESSION_COOKIE_SECURE"] is True
+    assert app.config["SESSION_COOKIE_HTTPONLY"] is True
+    assert app.config["SESSION_COOKIE_SAMESITE"] == "Lax"
+
+
+def test_unknown_app_env_is_refused():
+    with pytest.raises(ConfigurationError, match="APP_ENV"):
+        create_app("staging")
+
+
+def test_flask_prefixed_environment_overrides_settings(monkeypatch):
+    monkeypatch.setenv("FLASK_LOGIN_LIMIT_PER_IP", "3 per minute")
+    app = create_app("testing")
+    assert app.config["LOGIN_LIMIT_PER_IP"] == "3 per minute"
+
+
+def test_healthz_reports_database_and_redis(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.get_json() == {
+        "status": "ok",
+        "checks": {"database": "ok", "redis": "ok"},
+    }
+
+
+def test_healthz_is_degraded_when_redis_is_unreachable(app, client, monkeypatch):
+    monkeypatch.setitem(app.config, "REDIS_URL", "redis://127.0.0.1:1/0")
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["status"] == "degraded"
+    assert body["checks"] == {"database": "ok", "redis": "unreachable"}
+
+
+def test_worker_runs_jobs_inside_the_app_context(app):
+    """A real worker process (`python worker.py --burst`) takes a job off Redis and runs it."""
+    queue_name = f"test-{uuid4().hex}"
+    connection = Redis.from_url(app.config["REDIS_URL"])
+    job = Queue(queue_name, connection=connection).enqueue(report_app_env)
+    env = {**os.environ, "APP_ENV": "testing", "PYTHONPATH": str(ROOT)}
+    finished = subprocess.run(
+        [sys.executable, "worker.py", "--burst", queue_name],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert finished.returncode == 0, finished.stderr
+    job.refresh()
+    assert job.get_status() == "finished"
+    assert job.return_value() == "testing"
+
+
+def test_create_admin_command_creates_a_platform_admin(app):
+    result = app.test_cli_runner().invoke(
+        args=["create-admin", "Root@Example.com", "--password", "a-long-password", "--name", "Ops"]
+    )
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        admin = db.session.scalar(db.select(User).where(User.email == "root@example.com"))
+        assert admin is not None
+        assert admin.is_platform_admin is True
+        assert admin.name == "Ops"
+
+
+def test_create_admin_command_rejects_a_weak_password(app):
+    result = app.test_cli_runner().invoke(
+        args=["create-admin", "weak@example.com", "--password", "short"]
+    )
+    assert result.exit_code != 0
+    assert "密码长度" in result.output  # the default locale, zh_CN
+    with app.app_context():
+        assert db.session.scalar(db.select(User).where(User.email == "weak@example.com")) is None
