@@ -8,8 +8,10 @@ import sys
 from pathlib import Path
 from uuid import uuid4
 
+import jwt
 import pytest
 from flask import current_app
+from flask_jwt_extended import create_access_token
 from redis import Redis
 from rq import Queue
 
@@ -20,6 +22,7 @@ from webapp.extensions import db
 
 ROOT = Path(__file__).resolve().parent.parent
 STRONG_SECRET = "x" * 48
+POSTGRES = {"SQLALCHEMY_DATABASE_URI": "postgresql+psycopg2://postgres@127.0.0.1/unused"}
 
 
 def report_app_env() -> str:
@@ -32,16 +35,27 @@ def report_app_env() -> str:
 )
 def test_production_refuses_weak_secret_key(secret):
     with pytest.raises(ConfigurationError, match="SECRET_KEY"):
-        create_app("production", SECRET_KEY=secret, PAYMENTS_MODE="live")
+        create_app("production", SECRET_KEY=secret, PAYMENTS_MODE="live", **POSTGRES)
+
+
+def test_production_refuses_a_weak_separate_jwt_key():
+    with pytest.raises(ConfigurationError, match="JWT_SECRET_KEY"):
+        create_app(
+            "production",
+            SECRET_KEY=STRONG_SECRET,
+            JWT_SECRET_KEY="short",
+            PAYMENTS_MODE="live",
+            **POSTGRES,
+        )
 
 
 def test_production_refuses_payment_sandbox():
     with pytest.raises(ConfigurationError, match="sandbox"):
-        create_app("production", SECRET_KEY=STRONG_SECRET, PAYMENTS_MODE="sandbox")
+        create_app("production", SECRET_KEY=STRONG_SECRET, PAYMENTS_MODE="sandbox", **POSTGRES)
 
 
 def test_production_cookies_are_secure():
-    app = create_app("production", SECRET_KEY=STRONG_SECRET, PAYMENTS_MODE="live")
+    app = create_app("production", SECRET_KEY=STRONG_SECRET, PAYMENTS_MODE="live", **POSTGRES)
     assert app.config["SESSION_COOKIE_SECURE"] is True
     assert app.config["SESSION_COOKIE_HTTPONLY"] is True
     assert app.config["SESSION_COOKIE_SAMESITE"] == "Lax"
@@ -116,3 +130,29 @@ def test_create_admin_command_rejects_a_weak_password(app):
     assert "密码长度" in result.output  # the default locale, zh_CN
     with app.app_context():
         assert db.session.scalar(db.select(User).where(User.email == "weak@example.com")) is None
+
+
+def test_livez_answers_without_touching_dependencies(app, client, monkeypatch):
+    monkeypatch.setitem(app.config, "REDIS_URL", "redis://127.0.0.1:1/0")
+    response = client.get("/livez")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok"}
+
+
+def test_production_refuses_sqlite():
+    with pytest.raises(ConfigurationError, match="DATABASE_URL"):
+        create_app(
+            "production",
+            SECRET_KEY=STRONG_SECRET,
+            PAYMENTS_MODE="live",
+            SQLALCHEMY_DATABASE_URI="sqlite:///x.db",
+        )
+
+
+def test_jwt_key_follows_the_overridden_secret_key():
+    """Tokens are signed with the SECRET_KEY in force, not a default read at import."""
+    app = create_app("testing", SECRET_KEY=STRONG_SECRET)
+    with app.app_context():
+        assert app.config["JWT_SECRET_KEY"] is None
+        token = create_access_token(identity="1")
+        assert jwt.decode(token, STRONG_SECRET, algorithms=["HS256"])["sub"] == "1"

@@ -39,6 +39,7 @@ def register_extensions(app: Flask) -> None:
     from webapp.auth.jwt import register_jwt_handlers
     from webapp.auth.views import register_login_manager
     from webapp.core.i18n import register_i18n
+    from webapp.core.jobs import register_jobs
     from webapp.extensions import api, bootstrap, csrf, db, jwt, limiter, mail, migrate
 
     INSTANCE_DIR.mkdir(exist_ok=True)
@@ -51,6 +52,7 @@ def register_extensions(app: Flask) -> None:
     bootstrap.init_app(app)
     api.init_app(app)
     register_i18n(app)
+    register_jobs(app)
     register_login_manager(app)
     register_jwt_handlers(jwt)
 

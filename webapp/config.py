@@ -78,7 +78,8 @@ class Config:
     ARGON2_PARALLELISM = 4
 
     # Tokens
-    JWT_SECRET_KEY = os.environ.get("JWT_SECRET_KEY") or SECRET_KEY
+    # Unset means SECRET_KEY (Flask-JWT-Extended's fallback), read after every override.
+    JWT_SECRET_KEY = os.environ.get("JWT_SECRET_KEY")
     JWT_ACCESS_TOKEN_EXPIRES = timedelta(minutes=15)
     JWT_REFRESH_TOKEN_EXPIRES = timedelta(days=30)
     JWT_TOKEN_LOCATION = ["headers"]
@@ -90,6 +91,8 @@ class Config:
     RATELIMIT_STORAGE_URI = os.environ.get("REDIS_URL") or "memory://"
     RATELIMIT_HEADERS_ENABLED = True
     RATELIMIT_STRATEGY = "moving-window"
+    # If Redis goes away, keep limiting per process rather than failing requests.
+    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
     LOGIN_LIMIT_PER_IP = "20 per minute;200 per hour"
     LOGIN_LIMIT_PER_ACCOUNT = "5 per minute;30 per hour"
 
@@ -126,8 +129,9 @@ class Config:
         }
     }
 
-    # RQ
+    # RQ. Without REDIS_URL, jobs run in the web process right after the commit.
     RQ_QUEUES = ["default"]
+    RQ_ASYNC = True
 
     @classmethod
     def validate(cls, config: dict[str, object]) -> None:
@@ -146,13 +150,21 @@ class ProductionConfig(Config):
 
     @classmethod
     def validate(cls, config: dict[str, object]) -> None:
-        secret = str(config.get("SECRET_KEY") or "")
-        if secret in INSECURE_SECRET_KEYS or len(secret) < MIN_SECRET_KEY_LENGTH:
-            raise ConfigurationError(
-                "SECRET_KEY must be set to a random value of at least "
-                f"{MIN_SECRET_KEY_LENGTH} characters in production "
-                '(python -c "import secrets; print(secrets.token_urlsafe(48))").'
-            )
+        for name in ("SECRET_KEY", "JWT_SECRET_KEY"):
+            secret = config.get(name)
+            if name == "JWT_SECRET_KEY" and secret is None:
+                continue  # falls back to SECRET_KEY
+            if (
+                str(secret or "") in INSECURE_SECRET_KEYS
+                or len(str(secret)) < MIN_SECRET_KEY_LENGTH
+            ):
+                raise ConfigurationError(
+                    f"{name} must be set to a random value of at least "
+                    f"{MIN_SECRET_KEY_LENGTH} characters in production "
+                    '(python -c "import secrets; print(secrets.token_urlsafe(48))").'
+                )
+        if str(config.get("SQLALCHEMY_DATABASE_URI", "")).startswith("sqlite"):
+            raise ConfigurationError("Set DATABASE_URL to a PostgreSQL database in production.")
         if config.get("PAYMENTS_MODE") == "sandbox":
             raise ConfigurationError("PAYMENTS_MODE=sandbox is not allowed in production.")
 
@@ -161,13 +173,13 @@ class TestConfig(Config):
     APP_ENV = "testing"
     TESTING = True
     SECRET_KEY = "testing-secret-key-that-is-long-enough-0123456789"
-    JWT_SECRET_KEY = SECRET_KEY
     SQLALCHEMY_DATABASE_URI = database_url(
         os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/saas_test")
     )
     REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
     RATELIMIT_STORAGE_URI = "memory://"
     MAIL_SUPPRESS_SEND = True
+    RQ_ASYNC = False  # jobs run at once, in the test's process, through a real RQ queue
     BABEL_DEFAULT_LOCALE = "zh_CN"
     # Cheap hashes keep the suite fast; the algorithm and code path are the production ones.
     ARGON2_TIME_COST = 1
