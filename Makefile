@@ -35,8 +35,8 @@ translations: $(VENV)/.runtime
 
 ## extract-messages: refresh the catalog after changing UI strings, then translate zh_CN
 extract-messages: $(VENV)/.runtime
-	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -o webapp/translations/messages.pot --no-location --sort-output .
-	$(BIN)/pybabel update -i webapp/translations/messages.pot -d webapp/translations --no-location --ignore-obsolete --no-wrap
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -o webapp/translations/messages.pot --no-location --sort-output --no-wrap .
+	$(BIN)/pybabel update -i webapp/translations/messages.pot -d webapp/translations --ignore-obsolete --no-wrap
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .

@@ -28,10 +28,11 @@ if ! redis-cli -h "$REDIS_HOST" ping >/dev/null 2>&1; then
   redis-cli -h "$REDIS_HOST" ping >/dev/null || { echo "Redis is not running on $REDIS_HOST:6379" >&2; exit 1; }
 fi
 
-if [ ! -x /usr/bin/chromium ]; then
-  echo "Installing Debian's Chromium for the browser tests"
+# Chromium, and a CJK font so that screenshots of the Chinese UI are legible.
+if [ ! -x /usr/bin/chromium ] || ! fc-list 2>/dev/null | grep -qi "WenQuanYi"; then
+  echo "Installing Debian's Chromium and a Chinese font for the browser tests"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq chromium >/dev/null
+  apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null
 fi
 echo "PostgreSQL, Redis and Chromium are ready."

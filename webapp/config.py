@@ -95,6 +95,9 @@ class Config:
     RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
     LOGIN_LIMIT_PER_IP = "20 per minute;200 per hour"
     LOGIN_LIMIT_PER_ACCOUNT = "5 per minute;30 per hour"
+    SIGNUP_LIMIT_PER_IP = "10 per hour"
+    PASSWORD_RESET_LIMIT_PER_IP = "10 per hour"
+    PASSWORD_RESET_LIMIT_PER_EMAIL = "3 per hour"
 
     # Mail: without MAIL_SERVER, mails are written to the log instead of sent.
     MAIL_SERVER = os.environ.get("MAIL_SERVER", "")
@@ -178,6 +181,7 @@ class TestConfig(Config):
     )
     REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
     RATELIMIT_STORAGE_URI = "memory://"
+    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = False  # limiter errors must surface in tests
     MAIL_SUPPRESS_SEND = True
     RQ_ASYNC = False  # jobs run at once, in the test's process, through a real RQ queue
     BABEL_DEFAULT_LOCALE = "zh_CN"

@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 import flask_smorest
+import marshmallow as ma
 from flask import Flask, Response, jsonify, render_template, request
 from flask_babel import lazy_gettext as _l
 from werkzeug.exceptions import HTTPException, InternalServerError
@@ -80,7 +81,7 @@ class Unauthorized(AppError):
 
 
 def wants_json() -> bool:
-    return request.path.startswith(API_PREFIX) or request.path == "/healthz"
+    return request.path.startswith(API_PREFIX) or request.path in ("/healthz", "/livez")
 
 
 def error_payload(
@@ -119,8 +120,16 @@ def render_error_page(status: int, message: str | None = None) -> tuple[str, int
     return render_template("errors/error.html", status=status, title=title, message=message), status
 
 
+class ErrorSchema(flask_smorest.error_handler.ErrorSchema):
+    """The documented error envelope: flask-smorest's, plus the stable `error` id."""
+
+    error = ma.fields.String(metadata={"description": "Stable machine-readable error id"})
+
+
 class Api(flask_smorest.Api):
     """flask-smorest's Api, made to answer HTML for portal pages and add `error` ids."""
+
+    ERROR_SCHEMA = ErrorSchema
 
     def handle_http_exception(self, error: HTTPException) -> Any:
         status = error.code or 500
@@ -129,6 +138,9 @@ class Api(flask_smorest.Api):
         if not wants_json():
             return render_error_page(status)
         payload, status, headers = super().handle_http_exception(error)
+        # Keep the exception's own headers (Allow on 405, Retry-After...), not its HTML type.
+        own = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
+        headers = {**own, **(headers or {})}
         data = getattr(error, "data", None) or {}
         payload["error"] = data.get("error") or DEFAULT_ERROR_IDS.get(status, "error")
         payload.setdefault("message", _default_message(status, error))

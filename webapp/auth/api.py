@@ -12,7 +12,7 @@ from flask_smorest import Blueprint
 
 from webapp.auth import services
 from webapp.auth.schemas import LoginSchema, MeSchema, RegisteredSchema, RegisterSchema, TokenSchema
-from webapp.auth.throttle import login_throttled
+from webapp.auth.throttle import login_throttled, throttled_per_ip
 from webapp.extensions import db
 
 blp = Blueprint("auth_api", __name__, url_prefix="/api/v1/auth", description="Accounts and tokens")
@@ -20,6 +20,8 @@ blp = Blueprint("auth_api", __name__, url_prefix="/api/v1/auth", description="Ac
 
 @blp.route("/register")
 class Register(MethodView):
+    decorators = [throttled_per_ip("SIGNUP_LIMIT_PER_IP")]
+
     @blp.arguments(RegisterSchema)
     @blp.response(201, RegisteredSchema)
     def post(self, data: dict[str, Any]) -> dict[str, Any]:

@@ -2,21 +2,22 @@ from marshmallow import Schema, fields, validate
 
 from webapp.auth.models import EMAIL_MAX_LENGTH, NAME_MAX_LENGTH
 from webapp.auth.services import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
+from webapp.core.validation import Email, Text
 
 
 class RegisterSchema(Schema):
-    email = fields.Email(required=True, validate=validate.Length(max=EMAIL_MAX_LENGTH))
-    password = fields.String(
+    email = Email(required=True, validate=validate.Length(max=EMAIL_MAX_LENGTH))
+    password = Text(
         required=True,
         load_only=True,
         validate=validate.Length(min=PASSWORD_MIN_LENGTH, max=PASSWORD_MAX_LENGTH),
     )
-    name = fields.String(load_default="", validate=validate.Length(max=NAME_MAX_LENGTH))
+    name = Text(load_default="", validate=validate.Length(max=NAME_MAX_LENGTH))
 
 
 class LoginSchema(Schema):
-    email = fields.String(required=True, validate=validate.Length(min=1, max=EMAIL_MAX_LENGTH))
-    password = fields.String(
+    email = Text(required=True, validate=validate.Length(min=1, max=EMAIL_MAX_LENGTH))
+    password = Text(
         required=True, load_only=True, validate=validate.Length(min=1, max=PASSWORD_MAX_LENGTH)
     )
 

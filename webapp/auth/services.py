@@ -36,8 +36,11 @@ def normalize_email(email: str) -> str:
     """Validate syntax (no DNS) and lower-case the whole address."""
     try:
         result = validate_email(email.strip(), check_deliverability=False)
-    except EmailNotValidError as exc:
-        raise AppError(str(exc), error="invalid_email", status=422) from None
+    except EmailNotValidError:
+        message = _("Enter a valid email address.")
+        raise AppError(
+            message, error="validation_error", status=422, errors={"email": [message]}
+        ) from None
     return result.normalized.lower()
 
 

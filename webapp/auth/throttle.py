@@ -1,4 +1,7 @@
-"""Login throttling, per client IP and per account, shared by the portal and the API."""
+"""Throttles for the account endpoints, shared by the portal and the API.
+
+Limits come from settings (`LOGIN_LIMIT_PER_IP`, ...) so operators can tune them.
+"""
 
 from __future__ import annotations
 
@@ -38,3 +41,26 @@ def login_throttled(view: Callable[..., Any]) -> Callable[..., Any]:
         deduct_when=_failed,
     )
     return per_ip(per_account(view))
+
+
+def throttled_per_ip(limit_setting: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Limit the POSTs of an endpoint per client IP, by the named setting (e.g. sign-ups)."""
+    return limiter.limit(
+        lambda: current_app.config[limit_setting],
+        key_func=lambda: f"{limit_setting.lower()}:{get_remote_address()}",
+        methods=["POST"],
+    )
+
+
+def _email_key() -> str:
+    return "password-reset:" + _account_key().removeprefix("login-account:")
+
+
+def password_reset_throttled(view: Callable[..., Any]) -> Callable[..., Any]:
+    """At most a few reset mails per address and per client: nobody floods an inbox."""
+    per_email = limiter.limit(
+        lambda: current_app.config["PASSWORD_RESET_LIMIT_PER_EMAIL"],
+        key_func=_email_key,
+        methods=["POST"],
+    )
+    return throttled_per_ip("PASSWORD_RESET_LIMIT_PER_IP")(per_email(view))

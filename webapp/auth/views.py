@@ -11,7 +11,7 @@ from werkzeug.wrappers import Response
 from webapp.auth import services
 from webapp.auth.forms import ForgotPasswordForm, LoginForm, ResetPasswordForm, SignupForm
 from webapp.auth.models import User
-from webapp.auth.throttle import login_throttled
+from webapp.auth.throttle import login_throttled, password_reset_throttled, throttled_per_ip
 from webapp.core.security import safe_next_url
 from webapp.errors import AppError
 from webapp.extensions import db, login_manager
@@ -41,6 +41,7 @@ def _redirect_after_login() -> Response:
 
 
 @bp.route("/signup", methods=["GET", "POST"])
+@throttled_per_ip("SIGNUP_LIMIT_PER_IP")
 def signup() -> Response | str:
     if current_user.is_authenticated:
         return redirect(url_for("orgs.dashboard"))
@@ -87,10 +88,12 @@ def logout() -> Response:
 
 
 @bp.route("/forgot-password", methods=["GET", "POST"])
+@password_reset_throttled
 def forgot_password() -> Response | str:
     form = ForgotPasswordForm()
     if form.validate_on_submit():
         services.request_password_reset(form.email.data or "")
+        db.session.commit()  # queues the mail job
         flash(
             _("If an account exists for that email, we have sent a link to reset the password."),
             "info",

@@ -1,4 +1,4 @@
-"""Landing, health check, language switch and locally served vendor assets."""
+"""Landing, health check, language switch, the CSRF error page and locally served vendor assets."""
 
 from __future__ import annotations
 
@@ -16,12 +16,15 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import gettext as _
 from flask_login import current_user
+from flask_wtf.csrf import CSRFError
 from redis import Redis
 from redis.exceptions import RedisError
 from werkzeug.wrappers import Response
 
 from webapp.core.security import safe_next_url
+from webapp.errors import render_error_page
 from webapp.extensions import db
 
 log = logging.getLogger(__name__)
@@ -40,6 +43,29 @@ def set_language(code: str) -> Response:
     if code in current_app.config["LANGUAGES"]:
         session["lang"] = code
     return redirect(safe_next_url(request.args.get("next"), url_for("core.index")))
+
+
+@bp.app_errorhandler(CSRFError)
+def csrf_error(error: CSRFError) -> tuple[str, int]:
+    """Say why a form was refused: usually a page left open too long (API routes are exempt)."""
+    return render_error_page(
+        400,
+        _("This form has expired. Go back, reload the page and try again."),
+    )
+
+
+@bp.before_app_request
+def refuse_nul_in_forms() -> tuple[str, int] | None:
+    """No form field legitimately holds NUL, and PostgreSQL refuses it: say 400, not 500."""
+    if request.form and any("\x00" in value for value in request.form.values()):
+        return render_error_page(400, _("The form contains characters that are not allowed."))
+    return None
+
+
+@bp.get("/livez")
+def livez() -> dict[str, str]:
+    """Liveness: the process answers; touches nothing else (also the benchmark's baseline)."""
+    return {"status": "ok"}
 
 
 @bp.get("/healthz")

@@ -142,9 +142,9 @@ class Invitations(MethodView):
     @blp.paginate()
     @blp.doc(**PEOPLE_ONLY)
     def get(self, organization_id: int, pagination_parameters: PaginationParameters) -> list[Any]:
-        """Pending invitations"""
-        services.membership_for(current_user, organization_id)
-        return paginate(services.pending_invitations(organization_id), pagination_parameters)
+        """Pending invitations (owner or admin)"""
+        membership = services.membership_for(current_user, organization_id)
+        return paginate(services.invitations_for(membership), pagination_parameters)
 
 
 @blp.route("/<int:organization_id>/invitations/<int:invitation_id>")

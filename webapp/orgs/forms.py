@@ -1,11 +1,10 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import EmailField, SelectField, StringField
+from wtforms import EmailField, SelectChoice, SelectField, StringField
 from wtforms.validators import DataRequired, Email, Length
 
-from webapp.orgs.models import ORG_NAME_MAX_LENGTH, Role
-
-ROLE_LABELS = {Role.OWNER: _l("Owner"), Role.ADMIN: _l("Admin"), Role.MEMBER: _l("Member")}
+from webapp.auth.models import EMAIL_MAX_LENGTH
+from webapp.orgs.models import ORG_NAME_MAX_LENGTH, ROLE_LABELS, Role
 
 
 class OrganizationForm(FlaskForm):
@@ -15,12 +14,14 @@ class OrganizationForm(FlaskForm):
 
 
 class InviteForm(FlaskForm):
-    email = EmailField(_l("Email"), validators=[DataRequired(), Email(), Length(max=254)])
+    email = EmailField(
+        _l("Email"), validators=[DataRequired(), Email(), Length(max=EMAIL_MAX_LENGTH)]
+    )
     role = SelectField(
         _l("Role"),
         choices=[
-            (Role.MEMBER.value, ROLE_LABELS[Role.MEMBER]),
-            (Role.ADMIN.value, ROLE_LABELS[Role.ADMIN]),
+            SelectChoice(Role.MEMBER.value, ROLE_LABELS[Role.MEMBER]),
+            SelectChoice(Role.ADMIN.value, ROLE_LABELS[Role.ADMIN]),
         ],
         default=Role.MEMBER.value,
     )
@@ -28,5 +29,5 @@ class InviteForm(FlaskForm):
 
 class RoleForm(FlaskForm):
     role = SelectField(
-        _l("Role"), choices=[(role.value, label) for role, label in ROLE_LABELS.items()]
+        _l("Role"), choices=[SelectChoice(role.value, label) for role, label in ROLE_LABELS.items()]
     )

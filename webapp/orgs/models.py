@@ -5,6 +5,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import orm
 
 from webapp.db import Base, TimestampMixin, UTCDateTime, utcnow
@@ -24,6 +25,13 @@ class Role(enum.StrEnum):
     @property
     def can_manage_members(self) -> bool:
         return self in (Role.OWNER, Role.ADMIN)
+
+    @property
+    def label(self) -> str:
+        return str(ROLE_LABELS[self])
+
+
+ROLE_LABELS = {Role.OWNER: _l("Owner"), Role.ADMIN: _l("Admin"), Role.MEMBER: _l("Member")}
 
 
 ROLE_COLUMN = sa.Enum(

@@ -1,11 +1,12 @@
 from marshmallow import Schema, fields, validate
 
+from webapp.core.validation import Email, Text
 from webapp.orgs.models import ORG_NAME_MAX_LENGTH, Role
 from webapp.orgs.services import INVITABLE_ROLES
 
 
 class OrganizationCreateSchema(Schema):
-    name = fields.String(required=True, validate=validate.Length(min=1, max=ORG_NAME_MAX_LENGTH))
+    name = Text(required=True, validate=validate.Length(min=1, max=ORG_NAME_MAX_LENGTH))
 
 
 class PlanSummarySchema(Schema):
@@ -31,7 +32,7 @@ class MemberSchema(Schema):
 
 
 class MemberInviteSchema(Schema):
-    email = fields.Email(required=True, validate=validate.Length(max=254))
+    email = Email(required=True, validate=validate.Length(max=254))
     role = fields.String(
         load_default=Role.MEMBER.value,
         validate=validate.OneOf([role.value for role in INVITABLE_ROLES]),

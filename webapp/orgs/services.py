@@ -2,7 +2,8 @@
 
 Permission rules, in one place:
 - any member can read the organization and its member list, and leave it;
-- owners and admins invite, change roles and remove members;
+- owners and admins invite (and see or revoke pending invitations), change roles
+  and remove members;
 - only owners grant or take away the owner role, or remove an owner;
 - an organization always keeps at least one owner.
 A user who is not a member gets 404 for the organization and anything in it.
@@ -230,7 +231,7 @@ def _send_invitation(invitation: Invitation, token: str, inviter: User) -> None:
             "%(name)s invited you to join %(org)s as %(role)s.\nAccept within 7 days: %(link)s",
             name=inviter.display_name,
             org=invitation.organization.name,
-            role=invitation.role.value,
+            role=invitation.role.label,
             link=link,
         ),
     )
@@ -247,6 +248,12 @@ def pending_invitations(organization_id: int) -> sa.Select[Invitation]:
         )
         .order_by(Invitation.created_at.desc(), Invitation.id.desc())
     )
+
+
+def invitations_for(actor: OrganizationMember) -> sa.Select[Invitation]:
+    """Pending invitations, for owners and admins (they show invitees' addresses)."""
+    require_manager(actor)
+    return pending_invitations(actor.organization_id)
 
 
 def revoke_invitation(actor: OrganizationMember, invitation_id: int) -> None:

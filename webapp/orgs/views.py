@@ -1,4 +1,9 @@
-"""Portal: dashboard, organizations, members and invitations."""
+"""Portal: dashboard, organizations, members and invitations.
+
+The pages offer only what the member's role allows, so a forbidden action is a
+crafted request and gets the error page (403, or 404 for strangers); a broken
+rule (last owner, already a member) comes back to the page as a message.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +14,11 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
-from webapp.errors import AppError
-from webapp.extensions import db
+from webapp.errors import AppError, Conflict
+from webapp.extensions import db, login_manager
 from webapp.orgs import services
-from webapp.orgs.forms import ROLE_LABELS, InviteForm, OrganizationForm, RoleForm
-from webapp.orgs.models import Organization, OrganizationMember, Role
+from webapp.orgs.forms import InviteForm, OrganizationForm, RoleForm
+from webapp.orgs.models import ROLE_LABELS, Organization, OrganizationMember, Role
 
 bp = Blueprint("orgs", __name__)
 
@@ -91,7 +96,11 @@ def members(organization_id: int) -> str:
         membership=membership,
         organization=membership.organization,
         members=db.session.scalars(services.members_of(organization_id)).all(),
-        invitations=db.session.scalars(services.pending_invitations(organization_id)).all(),
+        invitations=(
+            db.session.scalars(services.invitations_for(membership)).all()
+            if membership.role.can_manage_members
+            else []
+        ),
         invite_form=InviteForm(),
         role_form=RoleForm(),
         Role=Role,
@@ -102,6 +111,7 @@ def members(organization_id: int) -> str:
 @login_required
 def invite(organization_id: int) -> Response:
     membership = services.membership_for(current_user, organization_id)
+    services.require_manager(membership)
     form = InviteForm()
     if not form.validate_on_submit():
         _flash_form_errors(form)
@@ -130,13 +140,14 @@ def revoke_invitation(organization_id: int, invitation_id: int) -> Response:
 @login_required
 def change_role(organization_id: int, user_id: int) -> Response:
     membership = services.membership_for(current_user, organization_id, lock=True)
+    services.require_manager(membership)
     form = RoleForm()
     if not form.validate_on_submit():
         _flash_form_errors(form)
         return _back_to_members(organization_id)
     try:
         services.change_role(membership, user_id, Role(form.role.data))
-    except AppError as exc:
+    except Conflict as exc:
         flash(exc.message, "danger")
     else:
         db.session.commit()
@@ -151,7 +162,7 @@ def remove_member(organization_id: int, user_id: int) -> Response:
     leaving = user_id == current_user.id
     try:
         services.remove_member(membership, user_id)
-    except AppError as exc:
+    except Conflict as exc:
         flash(exc.message, "danger")
         return _back_to_members(organization_id)
     db.session.commit()
@@ -167,7 +178,9 @@ def remove_member(organization_id: int, user_id: int) -> Response:
 def accept_invitation(token: str) -> Response | str:
     invitation = services.invitation_for_token(token)
     organization: Organization = invitation.organization
-    if request.method == "POST" and current_user.is_authenticated:
+    if request.method == "POST" and not current_user.is_authenticated:
+        return login_manager.unauthorized()
+    if request.method == "POST":
         membership = services.accept_invitation(token, current_user)
         db.session.commit()
         session[CURRENT_ORG_KEY] = membership.organization_id

@@ -1,0 +1,110 @@
+"""Browser fixtures: the app served on 127.0.0.1 and Debian's Chromium driven by Playwright.
+
+The live server commits for real (the root `isolated_db` fixture steps aside for
+tests that use `live_server`), so browser tests use unique emails, and the
+fixture deletes the accounts and organizations created while it ran, so tests
+that come later in the run find the database as the migrations left it.
+Chromium is required: if it cannot start, the test fails.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from playwright.sync_api import Browser, BrowserContext, sync_playwright
+from werkzeug.serving import make_server
+
+from webapp.auth.models import User
+from webapp.extensions import db
+from webapp.orgs.models import Organization
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS_DIR = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+# Rows newer than the test are deleted in this order; dependent rows go by ON DELETE CASCADE.
+COMMITTED_MODELS = (Organization, User)
+
+
+def _last_ids(app: Flask) -> dict[type[Organization] | type[User], int]:
+    with app.app_context():
+        return {
+            model: db.session.scalar(sa.select(sa.func.max(model.id))) or 0
+            for model in COMMITTED_MODELS
+        }
+
+
+def _delete_newer_rows(app: Flask, last_ids: dict[type[Organization] | type[User], int]) -> None:
+    """Remove what the live server committed (nothing else commits during the test)."""
+    with app.app_context():
+        for model, last_id in last_ids.items():
+            db.session.execute(sa.delete(model).where(model.id > last_id))
+        db.session.commit()
+
+
+@pytest.fixture
+def live_server(app: Flask) -> Iterator[str]:
+    """The app on a random local port, in a background thread; yields its base URL."""
+    last_ids = _last_ids(app)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    base_url = f"http://127.0.0.1:{server.server_port}"
+    previous_base_url = app.config["BASE_URL"]
+    app.config["BASE_URL"] = base_url  # links in mails point at this server
+    thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
+    thread.start()
+    try:
+        yield base_url
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        server.server_close()
+        app.config["BASE_URL"] = previous_base_url
+        _delete_newer_rows(app, last_ids)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def new_context(browser: Browser) -> Iterator[Callable[[], BrowserContext]]:
+    """Make fresh browser contexts (separate cookies: separate people); closed afterwards."""
+    contexts: list[BrowserContext] = []
+
+    def make() -> BrowserContext:
+        context = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 900})
+        context.set_default_timeout(15_000)
+        contexts.append(context)
+        return context
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def artifacts_dir() -> Path:
+    ARTIFACTS_DIR.mkdir(exist_ok=True)
+    return ARTIFACTS_DIR
