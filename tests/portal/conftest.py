@@ -22,7 +22,7 @@ from werkzeug.test import TestResponse
 
 from tests.factories import DEFAULT_PASSWORD
 from webapp.extensions import db, mail
-from webapp.orgs.models import Organization, OrganizationMember
+from webapp.orgs.models import Organization
 
 CSRF_FIELD = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 # Any page that renders a form for everyone, logged in or not.
@@ -157,15 +157,3 @@ def org_id_by_name(app: Flask, name: str) -> int:
         org_id = db.session.scalar(sa.select(Organization.id).where(Organization.name == name))
     assert org_id is not None, name
     return org_id
-
-
-def role_of(app: Flask, org_id: int, user_id: int) -> str | None:
-    """The member's role in the organization, or None if not a member."""
-    with app.app_context():
-        role = db.session.scalar(
-            sa.select(OrganizationMember.role).where(
-                OrganizationMember.organization_id == org_id,
-                OrganizationMember.user_id == user_id,
-            )
-        )
-    return None if role is None else str(role.value)

@@ -10,7 +10,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import sqlalchemy as sa
 
-from tests.portal.conftest import Portal, en, link_in, org_id_by_name, role_of, zh
+from tests.api import role_of
+from tests.portal.conftest import Portal, en, link_in, org_id_by_name, zh
 from webapp.db import utcnow
 from webapp.extensions import db, mail
 from webapp.orgs.models import Invitation, Role
