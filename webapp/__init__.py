@@ -61,16 +61,22 @@ def register_blueprints(app: Flask) -> None:
     from webapp.auth import api as auth_api
     from webapp.auth import views as auth_views
     from webapp.billing import api as billing_api
+    from webapp.billing import views as billing_views
+    from webapp.bots import api as bots_api
+    from webapp.bots import views as bots_views
     from webapp.core import views as core_views
     from webapp.extensions import api, csrf
     from webapp.orgs import api as orgs_api
     from webapp.orgs import views as orgs_views
+    from webapp.usage import api as usage_api
+    from webapp.usage import views as usage_views
 
-    for blueprint in (core_views.bp, auth_views.bp, orgs_views.bp):
-        app.register_blueprint(blueprint)
-    for api_blueprint in (auth_api.blp, orgs_api.blp, billing_api.blp):
-        csrf.exempt(api_blueprint)
-        api.register_blueprint(api_blueprint)
+    portal = (core_views, auth_views, orgs_views, billing_views, bots_views, usage_views)
+    for module in portal:
+        app.register_blueprint(module.bp)
+    for api_module in (auth_api, orgs_api, billing_api, bots_api, usage_api):
+        csrf.exempt(api_module.blp)
+        api.register_blueprint(api_module.blp)
 
 
 def register_error_handlers(app: Flask) -> None:

@@ -86,6 +86,7 @@ class Config:
     JWT_ERROR_MESSAGE_KEY = "message"
     PASSWORD_RESET_MAX_AGE = int(timedelta(hours=1).total_seconds())
     INVITATION_TTL = timedelta(days=7)
+    ORDER_TTL_MINUTES = 30  # an unpaid order expires (and is closed) after this
 
     # Rate limits (Flask-Limiter). Redis when REDIS_URL is set, else in-process.
     RATELIMIT_STORAGE_URI = os.environ.get("REDIS_URL") or "memory://"
@@ -127,7 +128,8 @@ class Config:
     API_SPEC_OPTIONS = {
         "components": {
             "securitySchemes": {
-                "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+                "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "apiKeyAuth": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
             }
         }
     }

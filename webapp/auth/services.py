@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from email_validator import EmailNotValidError, validate_email
-from flask import current_app, url_for
+from flask import current_app
 from flask_babel import gettext as _
 from flask_jwt_extended import create_access_token, create_refresh_token
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -206,7 +206,7 @@ def request_password_reset(email: str) -> None:
     if user is None or not user.is_active_account:
         return
     token = make_password_reset_token(user)
-    link = external_url(url_for("auth.reset_password", token=token))
+    link = external_url("auth.reset_password", token=token)
     send_mail(
         user.email,
         _("Reset your password"),

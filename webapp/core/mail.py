@@ -34,6 +34,8 @@ def deliver_mail(to: str, subject: str, body: str) -> None:
     mail.send(Message(subject=subject, recipients=[to], body=body))
 
 
-def external_url(path: str) -> str:
-    """An absolute link for mails, built on BASE_URL (requests may come through proxies)."""
+def external_url(endpoint: str, **values: object) -> str:
+    """An absolute link for mails, on BASE_URL: requests may come through proxies, and
+    jobs have no request at all."""
+    path = current_app.url_map.bind("").build(endpoint, values)
     return current_app.config["BASE_URL"] + path

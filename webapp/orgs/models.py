@@ -5,13 +5,15 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import orm
 
+from webapp.auth.models import User
 from webapp.db import Base, TimestampMixin, UTCDateTime, utcnow
+from webapp.errors import Forbidden
 
 if TYPE_CHECKING:
-    from webapp.auth.models import User
     from webapp.billing.models import Subscription
 
 ORG_NAME_MAX_LENGTH = 100
@@ -72,6 +74,24 @@ class OrganizationMember(Base):
 
     organization: orm.Mapped[Organization] = orm.relationship(back_populates="members")
     user: orm.Mapped[User] = orm.relationship(back_populates="memberships")
+
+    def require_manager(self) -> None:
+        """Owners and admins manage members, bots, keys and billing; others get 403."""
+        if not self.role.can_manage_members:
+            raise Forbidden(_("Only owners and admins can do this."))
+
+    @staticmethod
+    def manager_emails(organization_id: int) -> sa.Select[str]:
+        """Where organization notices (billing, quota) go: its owners and admins."""
+        return (
+            sa.select(User.email)
+            .join(OrganizationMember, OrganizationMember.user_id == User.id)
+            .where(
+                OrganizationMember.organization_id == organization_id,
+                OrganizationMember.role.in_([Role.OWNER, Role.ADMIN]),
+            )
+            .order_by(User.email)
+        )
 
 
 class Invitation(Base):

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from flask import current_app, url_for
+from flask import current_app
 from flask_babel import gettext as _
 
 from webapp.auth.models import User
@@ -43,7 +43,7 @@ def create_organization(owner: User, name: str) -> Organization:
 
 
 def rename_organization(membership: OrganizationMember, name: str) -> Organization:
-    require_manager(membership)
+    membership.require_manager()
     name = name.strip()
     if not name:
         raise AppError(_("Organization name is required."), error="validation_error", status=422)
@@ -85,11 +85,6 @@ def membership_for(user: User, organization_id: int, *, lock: bool = False) -> O
     if membership is None:
         raise NotFound(_("Organization not found."))
     return membership
-
-
-def require_manager(membership: OrganizationMember) -> None:
-    if not membership.role.can_manage_members:
-        raise Forbidden(_("Only owners and admins can do this."))
 
 
 def member_count(organization_id: int) -> int:
@@ -147,7 +142,7 @@ def _ensure_not_last_owner(target: OrganizationMember) -> None:
 
 
 def change_role(actor: OrganizationMember, user_id: int, role: Role) -> OrganizationMember:
-    require_manager(actor)
+    actor.require_manager()
     target = _member(actor.organization_id, user_id)
     if Role.OWNER in (role, target.role) and actor.role != Role.OWNER:
         raise Forbidden(_("Only an owner can grant or change the owner role."))
@@ -161,7 +156,7 @@ def remove_member(actor: OrganizationMember, user_id: int) -> None:
     """Remove someone; removing yourself is leaving, which any member may do."""
     target = actor if user_id == actor.user_id else _member(actor.organization_id, user_id)
     if target is not actor:
-        require_manager(actor)
+        actor.require_manager()
         if target.role == Role.OWNER and actor.role != Role.OWNER:
             raise Forbidden(_("Only an owner can remove an owner."))
     _ensure_not_last_owner(target)
@@ -180,7 +175,7 @@ class IssuedInvitation:
 
 def invite(actor: OrganizationMember, email: str, role: Role) -> IssuedInvitation:
     """Invite an address (new or existing account); a repeat invite replaces the pending one."""
-    require_manager(actor)
+    actor.require_manager()
     if role not in INVITABLE_ROLES:
         raise AppError(_("Invite as admin or member."), error="validation_error", status=422)
     email = normalize_email(email)
@@ -219,7 +214,7 @@ def invite(actor: OrganizationMember, email: str, role: Role) -> IssuedInvitatio
 
 
 def _send_invitation(invitation: Invitation, token: str, inviter: User) -> None:
-    link = external_url(url_for("orgs.accept_invitation", token=token))
+    link = external_url("orgs.accept_invitation", token=token)
     send_mail(
         invitation.email,
         _(
@@ -252,12 +247,12 @@ def pending_invitations(organization_id: int) -> sa.Select[Invitation]:
 
 def invitations_for(actor: OrganizationMember) -> sa.Select[Invitation]:
     """Pending invitations, for owners and admins (they show invitees' addresses)."""
-    require_manager(actor)
+    actor.require_manager()
     return pending_invitations(actor.organization_id)
 
 
 def revoke_invitation(actor: OrganizationMember, invitation_id: int) -> None:
-    require_manager(actor)
+    actor.require_manager()
     invitation = db.session.scalar(
         sa.select(Invitation).where(
             Invitation.id == invitation_id, Invitation.organization_id == actor.organization_id

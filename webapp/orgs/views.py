@@ -111,7 +111,7 @@ def members(organization_id: int) -> str:
 @login_required
 def invite(organization_id: int) -> Response:
     membership = services.membership_for(current_user, organization_id)
-    services.require_manager(membership)
+    membership.require_manager()
     form = InviteForm()
     if not form.validate_on_submit():
         _flash_form_errors(form)
@@ -140,7 +140,7 @@ def revoke_invitation(organization_id: int, invitation_id: int) -> Response:
 @login_required
 def change_role(organization_id: int, user_id: int) -> Response:
     membership = services.membership_for(current_user, organization_id, lock=True)
-    services.require_manager(membership)
+    membership.require_manager()
     form = RoleForm()
     if not form.validate_on_submit():
         _flash_form_errors(form)

@@ -1,0 +1,102 @@
+"""Who is calling an organization-scoped API endpoint: a bot (API key) or a person (JWT).
+
+Bots send `Authorization: Bearer sk_...` or `X-API-Key: sk_...`; the key implies
+its organization. People send their access JWT and pick the organization with
+`X-Organization-ID` (or `?organization_id=`), which defaults to their only one.
+API keys never pass `jwt_required()`, so they cannot reach people's endpoints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import wraps
+from typing import Any
+
+from flask import g, request
+from flask_babel import gettext as _
+from flask_jwt_extended import get_current_user, verify_jwt_in_request
+
+from webapp.auth.models import User
+from webapp.bots.models import ApiKey
+from webapp.bots.services import authenticate_api_key, looks_like_api_key
+from webapp.errors import AppError
+from webapp.extensions import db
+from webapp.orgs.models import OrganizationMember
+from webapp.orgs.services import membership_for, memberships_of
+
+ORGANIZATION_HEADER = "X-Organization-ID"
+API_KEY_HEADER = "X-API-Key"
+CALLER_SECURITY: list[dict[str, list[str]]] = [{"apiKeyAuth": []}, {"bearerAuth": []}]
+
+
+@dataclass(frozen=True)
+class Caller:
+    organization_id: int
+    user: User | None = None
+    membership: OrganizationMember | None = None
+    api_key: ApiKey | None = None
+
+    @property
+    def bot_id(self) -> int | None:
+        """The bot an API key is bound to, if any."""
+        return self.api_key.bot_id if self.api_key is not None else None
+
+
+def current_caller() -> Caller:
+    caller: Caller = g.caller
+    return caller
+
+
+def _presented_api_key() -> str | None:
+    if key := request.headers.get(API_KEY_HEADER):
+        return key.strip()
+    scheme, _sep, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and looks_like_api_key(token) else None
+
+
+def _chosen_organization_id() -> int | None:
+    raw = request.headers.get(ORGANIZATION_HEADER) or request.args.get("organization_id")
+    if raw is None:
+        return None
+    if not raw.strip().isdigit():
+        message = _("Must be an organization id.")
+        raise AppError(
+            message, error="validation_error", status=422, errors={ORGANIZATION_HEADER: [message]}
+        )
+    return int(raw)
+
+
+def _person_caller() -> Caller:
+    verify_jwt_in_request()  # answers 401 in the API envelope when missing or bad
+    user: User = get_current_user()
+    organization_id = _chosen_organization_id()
+    if organization_id is None:
+        memberships = db.session.scalars(memberships_of(user).limit(2)).all()
+        if len(memberships) != 1:
+            raise AppError(
+                _("Say which organization with the %(header)s header.", header=ORGANIZATION_HEADER),
+                error="organization_required",
+                status=400,
+            )
+        membership = memberships[0]
+    else:
+        membership = membership_for(user, organization_id)
+    return Caller(membership.organization_id, user=user, membership=membership)
+
+
+def caller_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Authenticate a bot or a person and resolve the organization before the view runs."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        presented = _presented_api_key()
+        if presented is not None:
+            api_key = authenticate_api_key(presented)
+            g.caller = Caller(api_key.organization_id, api_key=api_key)
+        else:
+            g.caller = _person_caller()
+        return view(*args, **kwargs)
+
+    return wrapper

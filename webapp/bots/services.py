@@ -1,0 +1,180 @@
+"""Bots and API keys.
+
+A plan's bot limit is checked under a lock on the organization row, so two
+concurrent creations cannot both take the last slot. Moving to a plan with a
+lower limit keeps existing bots but refuses new ones.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from flask_babel import gettext as _
+
+from webapp.billing.services import plan_of
+from webapp.bots.models import ApiKey, Bot
+from webapp.core.security import token_digest
+from webapp.db import utcnow
+from webapp.errors import AppError, Forbidden, NotFound, Unauthorized
+from webapp.extensions import db
+from webapp.orgs.models import Organization, OrganizationMember
+
+API_KEY_PREFIX = "sk"
+# last_used_at is a hint for people, not an audit log: write it at most this often.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def bots_of(organization_id: int) -> sa.Select[Bot]:
+    return sa.select(Bot).where(Bot.organization_id == organization_id).order_by(Bot.id)
+
+
+def bot_count(organization_id: int) -> int:
+    return (
+        db.session.scalar(
+            sa.select(sa.func.count())
+            .select_from(Bot)
+            .where(Bot.organization_id == organization_id)
+        )
+        or 0
+    )
+
+
+def bot_of(organization_id: int, bot_id: int) -> Bot:
+    """A bot of this organization, or 404 (also for another organization's bot)."""
+    bot = db.session.scalar(
+        sa.select(Bot).where(Bot.id == bot_id, Bot.organization_id == organization_id)
+    )
+    if bot is None:
+        raise NotFound(_("Bot not found."), error="bot_not_found")
+    return bot
+
+
+def create_bot(
+    actor: OrganizationMember, name: str, description: str = "", greeting: str = ""
+) -> Bot:
+    actor.require_manager()
+    organization_id = actor.organization_id
+    db.session.execute(
+        sa.select(Organization.id).where(Organization.id == organization_id).with_for_update()
+    )
+    limit = plan_of(organization_id).bot_limit
+    if limit is not None and bot_count(organization_id) >= limit:
+        raise Forbidden(
+            _(
+                "Your plan allows %(limit)d bot(s); upgrade to add more.",
+                limit=limit,
+            ),
+            error="plan_limit_reached",
+            errors={"limit": [str(limit)]},
+        )
+    bot = Bot(
+        organization_id=organization_id,
+        name=_required_name(name),
+        description=description.strip(),
+        greeting=greeting.strip(),
+    )
+    db.session.add(bot)
+    db.session.flush()
+    return bot
+
+
+def _required_name(name: str) -> str:
+    name = name.strip()
+    if not name:
+        raise AppError(_("A name is required."), error="validation_error", status=422)
+    return name
+
+
+def update_bot(actor: OrganizationMember, bot_id: int, **changes: object) -> Bot:
+    """Rename or configure (name, description, greeting, is_enabled)."""
+    actor.require_manager()
+    bot = bot_of(actor.organization_id, bot_id)
+    for field in ("description", "greeting"):
+        if isinstance(value := changes.get(field), str):
+            setattr(bot, field, value.strip())
+    if isinstance(name := changes.get("name"), str):
+        bot.name = _required_name(name)
+    if isinstance(enabled := changes.get("is_enabled"), bool):
+        bot.is_enabled = enabled
+    return bot
+
+
+def delete_bot(actor: OrganizationMember, bot_id: int) -> None:
+    """Delete a bot and its keys; its usage stays counted (records keep no bot)."""
+    actor.require_manager()
+    db.session.delete(bot_of(actor.organization_id, bot_id))
+    db.session.flush()
+
+
+# --- API keys ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IssuedApiKey:
+    api_key: ApiKey
+    secret: str  # the full key, shown once
+
+
+def api_keys_of(organization_id: int) -> sa.Select[ApiKey]:
+    return (
+        sa.select(ApiKey)
+        .where(ApiKey.organization_id == organization_id)
+        .order_by(ApiKey.created_at.desc(), ApiKey.id.desc())
+    )
+
+
+def create_api_key(actor: OrganizationMember, name: str, bot_id: int | None = None) -> IssuedApiKey:
+    actor.require_manager()
+    if bot_id is not None:
+        bot_of(actor.organization_id, bot_id)
+    prefix = secrets.token_hex(4)
+    secret = secrets.token_urlsafe(32)
+    api_key = ApiKey(
+        organization_id=actor.organization_id,
+        bot_id=bot_id,
+        name=_required_name(name),
+        prefix=prefix,
+        secret_hash=token_digest(secret),
+        created_by_id=actor.user_id,
+    )
+    db.session.add(api_key)
+    db.session.flush()
+    return IssuedApiKey(api_key, f"{API_KEY_PREFIX}_{prefix}_{secret}")
+
+
+def revoke_api_key(actor: OrganizationMember, api_key_id: int) -> ApiKey:
+    actor.require_manager()
+    api_key = db.session.scalar(
+        sa.select(ApiKey).where(
+            ApiKey.id == api_key_id, ApiKey.organization_id == actor.organization_id
+        )
+    )
+    if api_key is None:
+        raise NotFound(_("API key not found."), error="api_key_not_found")
+    api_key.revoked_at = api_key.revoked_at or utcnow()
+    return api_key
+
+
+def looks_like_api_key(token: str) -> bool:
+    return token.startswith(API_KEY_PREFIX + "_")
+
+
+def authenticate_api_key(token: str, now: datetime | None = None) -> ApiKey:
+    """The live key for a presented secret, or 401 `invalid_api_key` (revoked ones included)."""
+    invalid = Unauthorized(_("The API key is invalid or revoked."), error="invalid_api_key")
+    parts = token.split("_", 2)
+    if len(parts) != 3 or parts[0] != API_KEY_PREFIX:
+        raise invalid
+    api_key = db.session.scalar(sa.select(ApiKey).where(ApiKey.prefix == parts[1]))
+    if api_key is None or not hmac.compare_digest(api_key.secret_hash, token_digest(parts[2])):
+        raise invalid
+    if api_key.revoked_at is not None:
+        raise invalid
+    now = now or utcnow()
+    if api_key.last_used_at is None or now - api_key.last_used_at >= LAST_USED_RESOLUTION:
+        api_key.last_used_at = now
+    return api_key

@@ -1,0 +1,333 @@
+"""Metering: record usage against the monthly quota, and read it back.
+
+`record_usage` is one transaction: the record (unique per idempotency key), one
+conditional UPDATE that consumes the quota only if it fits, and the daily
+rollup. If the quota does not fit, `QuotaExceeded` is raised and the caller's
+rollback removes the record too: nothing is counted.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+import sqlalchemy as sa
+from flask_babel import gettext as _
+
+from webapp.billing.models import Plan
+from webapp.billing.periods import SHANGHAI, month_start, next_month_start
+from webapp.billing.services import claim_notice, plan_of
+from webapp.bots.services import bot_count, bot_of
+from webapp.core.mail import external_url, send_mail
+from webapp.core.sql import upsert_insert
+from webapp.db import utcnow
+from webapp.errors import AppError, Forbidden
+from webapp.extensions import db
+from webapp.orgs.models import Organization, OrganizationMember
+from webapp.usage.models import UsageCounter, UsageDaily, UsageKind, UsageRecord
+
+MAX_QUANTITY = 1000
+QUOTA_THRESHOLDS = (80, 100)  # percent; a mail each, once per period
+MAX_HISTORY_DAYS = 400
+MAX_HISTORY_MONTHS = 36
+
+
+class QuotaExceeded(AppError):
+    status = 429
+    error = "quota_exceeded"
+
+
+@dataclass(frozen=True)
+class UsageResult:
+    used: int
+    limit: int | None  # None: unlimited
+    period_start: datetime
+    period_end: datetime
+    replayed: bool = False  # an idempotency key seen before: counted once, this is that answer
+
+    @property
+    def remaining(self) -> int | None:
+        return None if self.limit is None else max(self.limit - self.used, 0)
+
+
+def record_usage(
+    organization_id: int,
+    kind: UsageKind,
+    quantity: int = 1,
+    *,
+    bot_id: int | None = None,
+    api_key_id: int | None = None,
+    idempotency_key: str | None = None,
+    now: datetime | None = None,
+) -> UsageResult:
+    now = now or utcnow()
+    plan = plan_of(organization_id)
+    feature = kind.required_feature
+    if feature is not None and not plan.has_feature(feature):
+        raise Forbidden(
+            _(
+                "Your plan does not include %(kind)s messages; upgrade to use them.",
+                kind=kind.value,
+            ),
+            error="feature_not_in_plan",
+        )
+    if not 1 <= quantity <= MAX_QUANTITY:
+        raise AppError(
+            _("Quantity must be from 1 to %(max)d.", max=MAX_QUANTITY),
+            error="validation_error",
+            status=422,
+        )
+    if bot_id is not None and not bot_of(organization_id, bot_id).is_enabled:
+        raise Forbidden(_("This bot is disabled."), error="bot_disabled")
+    period_start, period_end = month_start(now), next_month_start(now)
+
+    record_id = db.session.scalar(
+        upsert_insert(UsageRecord)
+        .values(
+            organization_id=organization_id,
+            bot_id=bot_id,
+            api_key_id=api_key_id,
+            kind=kind.value,
+            quantity=quantity,
+            idempotency_key=idempotency_key,
+            period_start=period_start,
+            used_after=0,
+            created_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["organization_id", "idempotency_key"])
+        .returning(UsageRecord.id)
+    )
+    if record_id is None:  # this idempotency key was recorded before (or just now, elsewhere)
+        return _replay(organization_id, idempotency_key, plan)
+
+    used = _consume(organization_id, period_start, quantity, plan.monthly_message_quota)
+    if used is None:
+        raise QuotaExceeded(
+            _(
+                "The monthly quota of %(limit)d messages is used up; it resets on %(reset)s.",
+                limit=plan.monthly_message_quota or 0,
+                reset=f"{period_end.astimezone(SHANGHAI):%Y-%m-%d}",
+            )
+        )
+    db.session.execute(
+        sa.update(UsageRecord).where(UsageRecord.id == record_id).values(used_after=used)
+    )
+    _roll_up(organization_id, now, bot_id, kind, quantity)
+    _notify_thresholds(organization_id, plan, period_start, used - quantity, used)
+    return UsageResult(used, plan.monthly_message_quota, period_start, period_end)
+
+
+def _consume(
+    organization_id: int, period_start: datetime, quantity: int, limit: int | None
+) -> int | None:
+    """Add `quantity` to the month's counter only if it stays within `limit`; the new total."""
+    db.session.execute(
+        upsert_insert(UsageCounter)
+        .values(organization_id=organization_id, period_start=period_start, used=0)
+        .on_conflict_do_nothing(index_elements=["organization_id", "period_start"])
+    )
+    consume = (
+        sa.update(UsageCounter)
+        .where(
+            UsageCounter.organization_id == organization_id,
+            UsageCounter.period_start == period_start,
+        )
+        .values(used=UsageCounter.used + quantity)
+        .returning(UsageCounter.used)
+    )
+    if limit is not None:
+        consume = consume.where(UsageCounter.used + quantity <= limit)
+    return db.session.scalar(consume)
+
+
+def _replay(organization_id: int, idempotency_key: str | None, plan: Plan) -> UsageResult:
+    record = db.session.scalar(
+        sa.select(UsageRecord).where(
+            UsageRecord.organization_id == organization_id,
+            UsageRecord.idempotency_key == idempotency_key,
+        )
+    )
+    assert record is not None
+    return UsageResult(
+        record.used_after,
+        plan.monthly_message_quota,
+        record.period_start,
+        next_month_start(record.period_start),
+        replayed=True,
+    )
+
+
+def _roll_up(
+    organization_id: int, now: datetime, bot_id: int | None, kind: UsageKind, quantity: int
+) -> None:
+    insert = upsert_insert(UsageDaily).values(
+        organization_id=organization_id,
+        day=now.astimezone(SHANGHAI).date(),
+        bot_id=bot_id or 0,
+        kind=kind.value,
+        quantity=quantity,
+    )
+    db.session.execute(
+        insert.on_conflict_do_update(
+            index_elements=["organization_id", "day", "bot_id", "kind"],
+            set_={"quantity": UsageDaily.quantity + insert.excluded.quantity},
+        )
+    )
+
+
+def _notify_thresholds(
+    organization_id: int, plan: Plan, period_start: datetime, before: int, after: int
+) -> None:
+    limit = plan.monthly_message_quota
+    if not limit:
+        return
+    for percent in QUOTA_THRESHOLDS:
+        mark = limit * percent / 100
+        if before < mark <= after and claim_notice(
+            organization_id, f"quota_{percent}", period_start.isoformat()
+        ):
+            organization = db.session.get(Organization, organization_id)
+            assert organization is not None
+            for email in db.session.scalars(OrganizationMember.manager_emails(organization_id)):
+                send_mail(
+                    email,
+                    _(
+                        "%(org)s has used %(percent)d%% of its monthly messages",
+                        org=organization.name,
+                        percent=percent,
+                    ),
+                    _(
+                        "%(org)s has used %(used)d of %(limit)d messages this month. "
+                        "Upgrade your plan to avoid interruptions:\n%(link)s",
+                        org=organization.name,
+                        used=after,
+                        limit=limit,
+                        link=external_url("billing.plans"),
+                    ),
+                )
+
+
+# --- reading ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UsageStats:
+    plan: Plan
+    period_start: datetime
+    period_end: datetime
+    used: int
+    by_kind: dict[str, int]
+    bots_used: int
+
+    @property
+    def limit(self) -> int | None:
+        return self.plan.monthly_message_quota
+
+    @property
+    def remaining(self) -> int | None:
+        return None if self.limit is None else max(self.limit - self.used, 0)
+
+    @property
+    def percent_used(self) -> int | None:
+        return None if not self.limit else min(100, self.used * 100 // self.limit)
+
+
+def usage_stats(organization_id: int, now: datetime | None = None) -> UsageStats:
+    """The current calendar month: the counter plus a per-kind sum over at most 31 rollup days."""
+    now = now or utcnow()
+    period_start, period_end = month_start(now), next_month_start(now)
+    used = db.session.scalar(
+        sa.select(UsageCounter.used).where(
+            UsageCounter.organization_id == organization_id,
+            UsageCounter.period_start == period_start,
+        )
+    )
+    by_kind = {kind.value: 0 for kind in UsageKind}
+    rows = db.session.execute(
+        sa.select(UsageDaily.kind, sa.func.sum(UsageDaily.quantity))
+        .where(
+            UsageDaily.organization_id == organization_id,
+            UsageDaily.day >= period_start.astimezone(SHANGHAI).date(),
+            UsageDaily.day < period_end.astimezone(SHANGHAI).date(),
+        )
+        .group_by(UsageDaily.kind)
+    )
+    for kind, total in rows:
+        by_kind[kind] = int(total)
+    return UsageStats(
+        plan=plan_of(organization_id),
+        period_start=period_start,
+        period_end=period_end,
+        used=used or 0,
+        by_kind=by_kind,
+        bots_used=bot_count(organization_id),
+    )
+
+
+@dataclass(frozen=True)
+class UsagePoint:
+    period: date  # the day, or the first day of the month
+    by_kind: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_kind.values())
+
+
+def usage_history(
+    organization_id: int,
+    start: date,
+    end: date,
+    granularity: str = "day",
+    bot_id: int | None = None,
+) -> list[UsagePoint]:
+    """Every day (or month) from `start` to `end` inclusive, zeros included, from the rollup."""
+    if start > end:
+        raise AppError(_("`from` must not be after `to`."), error="validation_error", status=422)
+    if granularity == "month":
+        start = start.replace(day=1)
+        if (end.year - start.year) * 12 + end.month - start.month >= MAX_HISTORY_MONTHS:
+            raise AppError(
+                _("Ask for at most %(n)d months.", n=MAX_HISTORY_MONTHS),
+                error="validation_error",
+                status=422,
+            )
+    elif (end - start).days >= MAX_HISTORY_DAYS:
+        raise AppError(
+            _("Ask for at most %(n)d days.", n=MAX_HISTORY_DAYS),
+            error="validation_error",
+            status=422,
+        )
+    if bot_id is not None:
+        bot_of(organization_id, bot_id)
+    query = (
+        sa.select(UsageDaily.day, UsageDaily.kind, sa.func.sum(UsageDaily.quantity))
+        .where(
+            UsageDaily.organization_id == organization_id,
+            UsageDaily.day >= start,
+            UsageDaily.day <= end,
+        )
+        .group_by(UsageDaily.day, UsageDaily.kind)
+    )
+    if bot_id is not None:
+        query = query.where(UsageDaily.bot_id == bot_id)
+    totals: dict[date, dict[str, int]] = defaultdict(lambda: {k.value: 0 for k in UsageKind})
+    for day, kind, quantity in db.session.execute(query):
+        bucket = day.replace(day=1) if granularity == "month" else day
+        totals[bucket][kind] += int(quantity)
+    return [
+        UsagePoint(bucket, dict(totals[bucket])) for bucket in _buckets(start, end, granularity)
+    ]
+
+
+def _buckets(start: date, end: date, granularity: str) -> list[date]:
+    buckets = []
+    current = start
+    while current <= end:
+        buckets.append(current)
+        if granularity == "month":
+            current = (current.replace(day=28) + timedelta(days=4)).replace(day=1)
+        else:
+            current += timedelta(days=1)
+    return buckets
