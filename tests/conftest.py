@@ -53,8 +53,8 @@ def isolated_db(request: pytest.FixtureRequest) -> Iterator[None]:
     connection stands in for the engine; `create_savepoint` turns every
     `commit()` in the code under test into a savepoint release.
     """
-    if "live_server" in request.fixturenames:
-        yield  # the live server commits for real, from its own threads
+    if {"live_server", "committed_db"} & set(request.fixturenames):
+        yield  # the live server (or a concurrency test) commits for real, from its own threads
         return
     app: Flask = request.getfixturevalue("app")
     # No app context stays pushed during the test: each request must get its own,

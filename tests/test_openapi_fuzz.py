@@ -6,9 +6,10 @@ organization. Each response must not be a 5xx and must match what the spec
 documents for its status code.
 
 Generated ids are pointed at real rows most of the time (the organization, its
-two members, a pending invitation) so org-scoped operations reach the code
-behind the 404; the remaining cases keep the generated id. Before each case the
-organization is put back as it was (owner, member, pending invitation), so one
+two members, a pending invitation, a bot, an API key; the X-Organization-ID
+header too) so org-scoped operations reach the code behind the 404; the
+remaining cases keep the generated id. Before each case the organization is put
+back as it was (owner, member, pending invitation, bot, live key), so one
 operation (say, a member promoted then the owner leaving) cannot starve the
 following ones. /auth/refresh and /auth/logout end the session they are called
 with, so each of their cases gets a session of its own; every other operation
@@ -34,6 +35,8 @@ from schemathesis.checks import not_a_server_error, response_schema_conformance
 
 from tests.factories import DEFAULT_PASSWORD
 from webapp import create_app
+from webapp.bots.auth import ORGANIZATION_HEADER
+from webapp.bots.models import ApiKey, Bot
 from webapp.core.security import new_token, token_digest
 from webapp.db import utcnow
 from webapp.extensions import db, limiter
@@ -55,6 +58,8 @@ class FuzzAccount:
     owner_id: int
     member_id: int
     invitation_id: int = 0
+    bot_id: int = 0
+    api_key_id: int = 0
 
     def login(self) -> dict[str, Any]:
         response = self.client.post(
@@ -96,6 +101,23 @@ class FuzzAccount:
                 db.session.add(invitation)
                 db.session.flush()
                 self.invitation_id = invitation.id
+            if db.session.get(Bot, self.bot_id) is None:
+                bot = Bot(organization_id=self.organization_id, name="模糊测试机器人")
+                db.session.add(bot)
+                db.session.flush()
+                self.bot_id = bot.id
+            api_key = db.session.get(ApiKey, self.api_key_id)
+            if api_key is None:
+                api_key = ApiKey(
+                    organization_id=self.organization_id,
+                    name="模糊测试密钥",
+                    prefix=new_token()[:12],
+                    secret_hash=token_digest(new_token()),
+                )
+                db.session.add(api_key)
+                db.session.flush()
+                self.api_key_id = api_key.id
+            api_key.revoked_at = None
             db.session.commit()
 
     def real_ids(self) -> dict[str, list[int]]:
@@ -103,6 +125,8 @@ class FuzzAccount:
             "organization_id": [self.organization_id],
             "user_id": [self.member_id, self.owner_id],
             "invitation_id": [self.invitation_id],
+            "bot_id": [self.bot_id],
+            "api_key_id": [self.api_key_id],
         }
 
 
@@ -157,14 +181,19 @@ def point_ids_at_real_rows(case: Case, real_ids: dict[str, list[int]]) -> None:
     Ids come as ints (fuzzing) or digit strings (coverage phase); anything else, such as
     a deliberately malformed id, is left alone.
     """
-    for name, choices in real_ids.items():
-        value = case.path_parameters.get(name) if case.path_parameters else None
+    places = [(case.path_parameters, name, name) for name in real_ids]
+    places.append((case.headers, ORGANIZATION_HEADER, "organization_id"))
+    for parameters, key, name in places:
+        choices = real_ids[name]
+        value = parameters.get(key) if parameters else None
         if isinstance(value, str) and value.isascii() and value.isdigit():
             value = int(value)
         if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
             index = value % (len(choices) + 1)
-            if index < len(choices):
-                case.path_parameters[name] = choices[index]
+            if index < len(choices) and parameters is not None:
+                parameters[key] = (
+                    str(choices[index]) if key == ORGANIZATION_HEADER else choices[index]
+                )
 
 
 @settings(

@@ -57,6 +57,26 @@ class Config:
     REDIS_URL = os.environ.get("REDIS_URL", "")
     BASE_URL = os.environ.get("BASE_URL", "http://127.0.0.1:8000").rstrip("/")
     PAYMENTS_MODE = os.environ.get("PAYMENTS_MODE", "sandbox")
+    # WeChat Pay (APIv3, Native). Keys are PEM text or a file path. Public-key mode when
+    # WECHATPAY_PUBLIC_KEY(+_ID) is set, else platform-certificate mode (WECHATPAY_CERT_DIR).
+    # In sandbox mode, anything unset comes from the sandbox's generated keys.
+    WECHATPAY_MCHID = os.environ.get("WECHATPAY_MCHID")
+    WECHATPAY_APPID = os.environ.get("WECHATPAY_APPID")
+    WECHATPAY_APIV3_KEY = os.environ.get("WECHATPAY_APIV3_KEY")
+    WECHATPAY_PRIVATE_KEY = os.environ.get("WECHATPAY_PRIVATE_KEY")
+    WECHATPAY_CERT_SERIAL_NO = os.environ.get("WECHATPAY_CERT_SERIAL_NO")
+    WECHATPAY_PUBLIC_KEY = os.environ.get("WECHATPAY_PUBLIC_KEY")
+    WECHATPAY_PUBLIC_KEY_ID = os.environ.get("WECHATPAY_PUBLIC_KEY_ID")
+    WECHATPAY_CERT_DIR = os.environ.get("WECHATPAY_CERT_DIR")
+    WECHATPAY_GATEWAY = os.environ.get("WECHATPAY_GATEWAY")
+    # Alipay (RSA2). ALIPAY_GATEWAY is the full gateway URL (…/gateway.do).
+    ALIPAY_APPID = os.environ.get("ALIPAY_APPID")
+    ALIPAY_APP_PRIVATE_KEY = os.environ.get("ALIPAY_APP_PRIVATE_KEY")
+    ALIPAY_PUBLIC_KEY = os.environ.get("ALIPAY_PUBLIC_KEY")
+    ALIPAY_GATEWAY = os.environ.get("ALIPAY_GATEWAY")
+    ALIPAY_SIGN_TYPE = os.environ.get("ALIPAY_SIGN_TYPE", "RSA2")
+    PAYMENT_NOTIFY_MAX_AGE_SECONDS = 300  # older signed notifies are refused (replays)
+    PAYMENT_HTTP_TIMEOUT_SECONDS = 10
     PROXY_FIX_HOPS = _env_int("PROXY_FIX_HOPS", 0)
     CORS_ORIGINS = [o for o in os.environ.get("CORS_ORIGINS", "").split(",") if o]
 

@@ -61,3 +61,12 @@ def render_migration_item(type_: str, obj: object, autogen_context: Any) -> str 
     if type_ == "type" and isinstance(obj, UTCDateTime):
         autogen_context.imports.add("import webapp.db")
     return False
+
+
+@sa.event.listens_for(sa.engine.Engine, "connect")
+def _sqlite_enforces_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
+    """SQLite ignores foreign keys (and so ON DELETE CASCADE) unless asked, per connection."""
+    if type(dbapi_connection).__module__ == "sqlite3":
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()

@@ -4,6 +4,7 @@ from webapp.auth.models import AuthSession, User
 from webapp.billing.models import Order, Plan, SentNotice, Subscription
 from webapp.bots.models import ApiKey, Bot
 from webapp.orgs.models import Invitation, Organization, OrganizationMember
+from webapp.payments.models import PaymentEvent, ProviderOrder
 from webapp.usage.models import UsageCounter, UsageDaily, UsageRecord
 
 __all__ = [
@@ -14,7 +15,9 @@ __all__ = [
     "Order",
     "Organization",
     "OrganizationMember",
+    "PaymentEvent",
     "Plan",
+    "ProviderOrder",
     "SentNotice",
     "Subscription",
     "UsageCounter",

@@ -64,7 +64,9 @@ def start_free_subscription(organization: Organization) -> Subscription:
 
 def subscription_of(organization_id: int, *, lock: bool = False) -> Subscription:
     query = sa.select(Subscription).where(Subscription.organization_id == organization_id)
-    subscription = db.session.scalar(query.with_for_update() if lock else query)
+    if lock:  # re-read under the lock: the session may hold a stale copy of the row
+        query = query.with_for_update().execution_options(populate_existing=True)
+    subscription = db.session.scalar(query)
     if subscription is None:  # every organization gets one when it is created
         raise NotFound(_("Organization not found."))
     return subscription
@@ -180,7 +182,19 @@ def create_order(
     )
     db.session.add(order)
     db.session.flush()
+    if order.amount_fen == 0:
+        # Fully covered by the credit: nothing to charge (providers refuse ¥0), apply it now.
+        fulfil_order(order.id, now=now, channel="credit")
     return order
+
+
+def period_if_paid(order: Order, now: datetime | None = None) -> tuple[datetime, datetime] | None:
+    """The period a pending order buys if it is paid `now`; None once it is paid or closed."""
+    if order.status != OrderStatus.PENDING or order.kind == OrderKind.GRANT:
+        return None
+    subscription = subscription_of(order.organization_id)
+    priced = quote(subscription, order.plan, order.months, now or utcnow())
+    return priced.starts_at, priced.ends_at
 
 
 def order_of(organization_id: int, order_id: int) -> Order:
@@ -215,7 +229,13 @@ def fulfil_order(
     that the provider reports paid is still fulfilled: the money arrived.
     The caller commits.
     """
-    order = db.session.scalar(sa.select(Order).where(Order.id == order_id).with_for_update())
+    order = db.session.scalar(
+        sa.select(Order)
+        .where(Order.id == order_id)
+        .with_for_update()
+        # A copy loaded earlier in this session (to check the amount, say) may be stale.
+        .execution_options(populate_existing=True)
+    )
     if order is None:
         raise NotFound(_("Order not found."), error="order_not_found")
     if order.fulfilled_at is not None:
@@ -256,6 +276,7 @@ def _apply_order(subscription: Subscription, order: Order, now: datetime) -> Non
 def grant_plan(organization_id: int, plan_code: str, months: int) -> Order:
     """An operator's gift: a zero-amount order, fulfilled at once (kept for the audit trail)."""
     now = utcnow()
+    subscription_of(organization_id)  # 404 for an unknown organization
     plan = plan_by_code(plan_code)
     if plan.price_fen <= 0 or not 1 <= months <= 120:
         raise AppError(_("Grant a paid plan for 1 to 120 months."), error="validation_error")

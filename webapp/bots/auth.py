@@ -20,7 +20,7 @@ from flask_jwt_extended import get_current_user, verify_jwt_in_request
 from webapp.auth.models import User
 from webapp.bots.models import ApiKey
 from webapp.bots.services import authenticate_api_key, looks_like_api_key
-from webapp.errors import AppError
+from webapp.errors import AppError, Unauthorized
 from webapp.extensions import db
 from webapp.orgs.models import OrganizationMember
 from webapp.orgs.services import membership_for, memberships_of
@@ -48,6 +48,32 @@ def current_caller() -> Caller:
     return caller
 
 
+def person_membership() -> OrganizationMember:
+    """The calling member, for operations that are for people only.
+
+    An API key gets 401 `api_key_not_allowed`: like every people's endpoint (which
+    keys never pass), such an operation does not accept a key as credentials.
+    """
+    membership = current_caller().membership
+    if membership is None:
+        raise Unauthorized(
+            _("API keys cannot do this; call it with a member's access token."),
+            error="api_key_not_allowed",
+        )
+    return membership
+
+
+def person_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    """For a method under `caller_required`: refuse API keys (401) before the body is read."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        person_membership()
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
 def _presented_api_key() -> str | None:
     if key := request.headers.get(API_KEY_HEADER):
         return key.strip()
@@ -60,7 +86,8 @@ def _chosen_organization_id() -> int | None:
     raw = request.headers.get(ORGANIZATION_HEADER) or request.args.get("organization_id")
     if raw is None:
         return None
-    if not raw.strip().isdigit():
+    raw = raw.strip()
+    if not (raw.isascii() and raw.isdigit()):  # "²".isdigit() is true, int("²") fails
         message = _("Must be an organization id.")
         raise AppError(
             message, error="validation_error", status=422, errors={ORGANIZATION_HEADER: [message]}
@@ -94,6 +121,10 @@ def caller_required(view: Callable[..., Any]) -> Callable[..., Any]:
         presented = _presented_api_key()
         if presented is not None:
             api_key = authenticate_api_key(presented)
+            if api_key in db.session.dirty:
+                # last_used_at moved (at most once a minute): keep it even when the view
+                # fails or, like a GET, commits nothing.
+                db.session.commit()
             g.caller = Caller(api_key.organization_id, api_key=api_key)
         else:
             g.caller = _person_caller()

@@ -28,8 +28,10 @@ API_KEY_PREFIX = "sk"
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
-def bots_of(organization_id: int) -> sa.Select[Bot]:
-    return sa.select(Bot).where(Bot.organization_id == organization_id).order_by(Bot.id)
+def bots_of(organization_id: int, only_bot_id: int | None = None) -> sa.Select[Bot]:
+    """The organization's bots; just one of them when `only_bot_id` is given (bound keys)."""
+    query = sa.select(Bot).where(Bot.organization_id == organization_id).order_by(Bot.id)
+    return query if only_bot_id is None else query.where(Bot.id == only_bot_id)
 
 
 def bot_count(organization_id: int) -> int:
@@ -106,7 +108,11 @@ def update_bot(actor: OrganizationMember, bot_id: int, **changes: object) -> Bot
 def delete_bot(actor: OrganizationMember, bot_id: int) -> None:
     """Delete a bot and its keys; its usage stays counted (records keep no bot)."""
     actor.require_manager()
-    db.session.delete(bot_of(actor.organization_id, bot_id))
+    bot = bot_of(actor.organization_id, bot_id)
+    # Explicitly, not only by ON DELETE CASCADE: SQLite (the embedded default) does not
+    # enforce foreign keys, and a deleted bot's keys must stop working there too.
+    db.session.execute(sa.delete(ApiKey).where(ApiKey.bot_id == bot.id))
+    db.session.delete(bot)
     db.session.flush()
 
 
@@ -119,19 +125,21 @@ class IssuedApiKey:
     secret: str  # the full key, shown once
 
 
-def api_keys_of(organization_id: int) -> sa.Select[ApiKey]:
-    return (
+def api_keys_of(organization_id: int, bot_id: int | None = None) -> sa.Select[ApiKey]:
+    """The organization's keys, revoked ones included, newest first; or those bound to a bot."""
+    query = (
         sa.select(ApiKey)
         .where(ApiKey.organization_id == organization_id)
         .order_by(ApiKey.created_at.desc(), ApiKey.id.desc())
     )
+    return query if bot_id is None else query.where(ApiKey.bot_id == bot_id)
 
 
 def create_api_key(actor: OrganizationMember, name: str, bot_id: int | None = None) -> IssuedApiKey:
     actor.require_manager()
     if bot_id is not None:
         bot_of(actor.organization_id, bot_id)
-    prefix = secrets.token_hex(4)
+    prefix = secrets.token_hex(6)  # unique: 48 bits keeps collisions (a 500) out of reach
     secret = secrets.token_urlsafe(32)
     api_key = ApiKey(
         organization_id=actor.organization_id,

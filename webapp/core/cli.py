@@ -11,6 +11,10 @@ from webapp.extensions import db
 
 
 def register_commands(app: Flask) -> None:
+    from webapp.billing.cli import billing_cli
+
+    app.cli.add_command(billing_cli)
+
     @app.cli.command("create-admin")
     @click.argument("email")
     @click.password_option()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from flask import Flask, current_app
@@ -34,17 +35,29 @@ def redis_connection() -> Redis:
     return connection
 
 
+def _queue() -> Queue:
+    return Queue(
+        current_app.config["RQ_QUEUES"][0],
+        connection=redis_connection(),
+        is_async=current_app.config["RQ_ASYNC"],
+    )
+
+
 def enqueue(func: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
     """Queue a job (arguments must be ids and plain values) or, without Redis, run it now."""
     if not current_app.config["REDIS_URL"]:
         func(*args, **kwargs)
         return
-    queue = Queue(
-        current_app.config["RQ_QUEUES"][0],
-        connection=redis_connection(),
-        is_async=current_app.config["RQ_ASYNC"],
-    )
-    queue.enqueue(func, *args, **kwargs)
+    _queue().enqueue(func, *args, **kwargs)
+
+
+def schedule(delay: timedelta, func: Callable[..., Any], *args: Any) -> bool:
+    """Run a job after `delay` (the worker's scheduler). Without Redis there is no
+    worker to wait: returns False and the caller relies on on-demand checks instead."""
+    if not current_app.config["REDIS_URL"]:
+        return False
+    _queue().enqueue_in(delay, func, *args)
+    return True
 
 
 def enqueue_after_commit(func: Callable[..., Any], *args: Any, **kwargs: Any) -> None:

@@ -1,7 +1,224 @@
-"""/api/v1/usage: metering and usage statistics."""
+"""/api/v1/usage: metering and usage statistics.
+
+Bots (API key) and people (JWT + X-Organization-ID) may call all three. A key
+bound to a bot acts for that bot: recording or reading another bot's usage
+with it is 403 `bot_mismatch`.
+
+Stats and history read only `usage_counters` and the `usage_daily` rollup
+(see `webapp.usage.models`), never `usage_records`, so they stay as fast at
+tens of millions of records as at ten.
+"""
 
 from __future__ import annotations
 
+from datetime import UTC, date
+from typing import Any
+
+from flask import Response
+from flask.views import MethodView
+from flask_babel import gettext as _
 from flask_smorest import Blueprint
 
+from webapp.billing.periods import SHANGHAI
+from webapp.bots.auth import CALLER_SECURITY, Caller, caller_required, current_caller
+from webapp.db import utcnow
+from webapp.errors import AppError, ErrorSchema, Forbidden, json_error
+from webapp.extensions import db
+from webapp.usage import services
+from webapp.usage.models import UsageKind
+from webapp.usage.schemas import (
+    IDEMPOTENCY_HEADER,
+    QUOTA_HEADERS_DESCRIPTION,
+    IdempotencyHeaderSchema,
+    UsageHistoryQuerySchema,
+    UsageHistorySchema,
+    UsageRecordSchema,
+    UsageResultSchema,
+    UsageStatsSchema,
+)
+
 blp = Blueprint("usage_api", __name__, url_prefix="/api/v1/usage", description="Usage and quotas")
+
+UNLIMITED = "unlimited"
+QUOTA_HEADERS: dict[str, Any] = {
+    "X-Quota-Limit": {
+        "description": "Monthly message quota, or `unlimited`",
+        "schema": {"type": "string"},
+    },
+    "X-Quota-Remaining": {
+        "description": "What is left of it, or `unlimited`",
+        "schema": {"type": "string"},
+    },
+    "X-Quota-Reset": {
+        "description": "End of the calendar month (Asia/Shanghai), RFC 3339 in UTC",
+        "schema": {"type": "string", "format": "date-time"},
+    },
+}
+REPLAYED_HEADER = "Idempotent-Replayed"
+
+
+def quota_headers(result: services.UsageResult) -> dict[str, str]:
+    def number(value: int | None) -> str:
+        return UNLIMITED if value is None else str(value)
+
+    return {
+        "X-Quota-Limit": number(result.limit),
+        "X-Quota-Remaining": number(result.remaining),
+        "X-Quota-Reset": result.period_end.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+@blp.errorhandler(services.QuotaExceeded)
+def quota_exceeded(error: services.QuotaExceeded) -> Response:
+    """The envelope, plus where the quota stands and when to try again."""
+    response = json_error(error.status, error.error, error.message, error.errors)
+    if error.usage is not None:
+        response.headers.update(quota_headers(error.usage))
+        wait = error.usage.period_end - utcnow()
+        response.headers["Retry-After"] = str(max(int(wait.total_seconds()), 0))
+    return response
+
+
+def acting_bot(caller: Caller, requested: int | None) -> int | None:
+    """The bot a call is for: the one asked for, or the one the API key is bound to."""
+    if caller.bot_id is None:
+        return requested
+    if requested is not None and requested != caller.bot_id:
+        raise Forbidden(_("This API key is bound to another bot."), error="bot_mismatch")
+    return caller.bot_id
+
+
+def _idempotency_key(body: str | None, header: str | None) -> str | None:
+    if body is not None and header is not None and body != header:
+        message = _("The %(header)s header and idempotency_key differ.", header=IDEMPOTENCY_HEADER)
+        raise AppError(
+            message,
+            error="validation_error",
+            status=422,
+            errors={"idempotency_key": [message]},
+        )
+    return body if body is not None else header
+
+
+@blp.route("/record")
+class Record(MethodView):
+    decorators = [caller_required]
+
+    @blp.arguments(UsageRecordSchema)
+    @blp.arguments(IdempotencyHeaderSchema, location="headers")
+    @blp.response(
+        201,
+        UsageResultSchema,
+        description="Counted. " + QUOTA_HEADERS_DESCRIPTION,
+        headers=QUOTA_HEADERS,
+    )
+    @blp.alt_response(
+        200,
+        schema=UsageResultSchema,
+        success=True,
+        description="A retry with an idempotency key already counted: the first call's result, "
+        f"counted once (with the `{REPLAYED_HEADER}: true` header).",
+        headers=QUOTA_HEADERS,
+    )
+    @blp.alt_response(
+        403,
+        schema=ErrorSchema,
+        description="`feature_not_in_plan` (image or voice on a plan without them), "
+        "`bot_disabled`, or `bot_mismatch` (the API key is bound to another bot)",
+    )
+    @blp.alt_response(404, schema=ErrorSchema, description="`bot_not_found`")
+    @blp.alt_response(
+        429,
+        schema=ErrorSchema,
+        description="`quota_exceeded`: nothing was counted. Also carries the X-Quota-* "
+        "headers and Retry-After (seconds until the quota resets).",
+        headers=QUOTA_HEADERS,
+    )
+    @blp.doc(security=CALLER_SECURITY)
+    def post(self, data: dict[str, Any], headers: dict[str, Any]) -> Any:
+        """Count bot messages against the monthly quota
+
+        Send an idempotency key (in the body or the `Idempotency-Key` header) to make
+        retries safe: a key already counted answers 200 with the first result.
+        """
+        caller = current_caller()
+        result = services.record_usage(
+            caller.organization_id,
+            UsageKind(data["kind"]),
+            data["quantity"],
+            bot_id=acting_bot(caller, data["bot_id"]),
+            api_key_id=caller.api_key.id if caller.api_key else None,
+            idempotency_key=_idempotency_key(data["idempotency_key"], headers["idempotency_key"]),
+        )
+        db.session.commit()
+        response_headers = quota_headers(result)
+        if result.replayed:
+            response_headers[REPLAYED_HEADER] = "true"
+        return result, 200 if result.replayed else 201, response_headers
+
+
+@blp.route("/stats")
+class Stats(MethodView):
+    decorators = [caller_required]
+
+    @blp.response(200, UsageStatsSchema)
+    @blp.doc(security=CALLER_SECURITY)
+    def get(self) -> dict[str, Any]:
+        """This month's usage: per kind, against the shared quota; bots against the plan"""
+        stats = services.usage_stats(current_caller().organization_id)
+        plan = stats.plan
+        return {
+            "plan": plan,
+            "period_start": stats.period_start,
+            "period_end": stats.period_end,
+            "used": stats.used,
+            "limit": stats.limit,
+            "remaining": stats.remaining,
+            "percent_used": stats.percent_used,
+            "by_kind": stats.by_kind,
+            "kinds_in_plan": [
+                kind.value
+                for kind in UsageKind
+                if kind.required_feature is None or plan.has_feature(kind.required_feature)
+            ],
+            "bots": {"used": stats.bots_used, "limit": plan.bot_limit},
+        }
+
+
+def default_range(start: date | None, end: date | None, granularity: str) -> tuple[date, date]:
+    """Missing bounds: up to today (Asia/Shanghai), from 30 days or 12 months before the end."""
+    end = end or utcnow().astimezone(SHANGHAI).date()
+    if start is None and granularity == "month":
+        index = end.year * 12 + end.month - 1 - 11
+        start = date(index // 12, index % 12 + 1, 1) if index >= 12 else date.min
+    elif start is None:
+        start = date.fromordinal(max(end.toordinal() - 29, 1))
+    return start, end
+
+
+@blp.route("/history")
+class History(MethodView):
+    decorators = [caller_required]
+
+    @blp.arguments(UsageHistoryQuerySchema, location="query")
+    @blp.response(200, UsageHistorySchema)
+    @blp.alt_response(403, schema=ErrorSchema, description="`bot_mismatch`")
+    @blp.alt_response(404, schema=ErrorSchema, description="`bot_not_found`")
+    @blp.doc(security=CALLER_SECURITY)
+    def get(self, query: dict[str, Any]) -> dict[str, Any]:
+        """Usage per day or month (Asia/Shanghai), zeros included, per kind
+
+        At most 400 days, or 36 months; optionally for one bot.
+        """
+        caller = current_caller()
+        granularity = query["granularity"]
+        start, end = default_range(query["start"], query["end"], granularity)
+        bot_id = acting_bot(caller, query["bot_id"])
+        points = services.usage_history(caller.organization_id, start, end, granularity, bot_id)
+        return {
+            "start": points[0].period if points else start,
+            "end": end,
+            "granularity": granularity,
+            "bot_id": bot_id,
+            "series": [{"period": p.period, **p.by_kind, "total": p.total} for p in points],
+        }

@@ -33,11 +33,6 @@ MAX_HISTORY_DAYS = 400
 MAX_HISTORY_MONTHS = 36
 
 
-class QuotaExceeded(AppError):
-    status = 429
-    error = "quota_exceeded"
-
-
 @dataclass(frozen=True)
 class UsageResult:
     used: int
@@ -49,6 +44,12 @@ class UsageResult:
     @property
     def remaining(self) -> int | None:
         return None if self.limit is None else max(self.limit - self.used, 0)
+
+
+class QuotaExceeded(AppError):
+    status = 429
+    error = "quota_exceeded"
+    usage: UsageResult | None = None  # where the month's counter stood (X-Quota-* headers)
 
 
 def record_usage(
@@ -103,13 +104,23 @@ def record_usage(
 
     used = _consume(organization_id, period_start, quantity, plan.monthly_message_quota)
     if used is None:
-        raise QuotaExceeded(
+        exceeded = QuotaExceeded(
             _(
                 "The monthly quota of %(limit)d messages is used up; it resets on %(reset)s.",
                 limit=plan.monthly_message_quota or 0,
                 reset=f"{period_end.astimezone(SHANGHAI):%Y-%m-%d}",
             )
         )
+        used_now = db.session.scalar(
+            sa.select(UsageCounter.used).where(
+                UsageCounter.organization_id == organization_id,
+                UsageCounter.period_start == period_start,
+            )
+        )
+        exceeded.usage = UsageResult(
+            used_now or 0, plan.monthly_message_quota, period_start, period_end
+        )
+        raise exceeded
     db.session.execute(
         sa.update(UsageRecord).where(UsageRecord.id == record_id).values(used_after=used)
     )
@@ -322,12 +333,9 @@ def usage_history(
 
 
 def _buckets(start: date, end: date, granularity: str) -> list[date]:
-    buckets = []
-    current = start
-    while current <= end:
-        buckets.append(current)
-        if granularity == "month":
-            current = (current.replace(day=28) + timedelta(days=4)).replace(day=1)
-        else:
-            current += timedelta(days=1)
-    return buckets
+    """Never steps past `end` (stepping past 9999-12-31 would overflow)."""
+    if granularity == "month":
+        months = (end.year - start.year) * 12 + end.month - start.month
+        index = start.year * 12 + start.month - 1
+        return [date((index + i) // 12, (index + i) % 12 + 1, 1) for i in range(months + 1)]
+    return [start + timedelta(days=i) for i in range((end - start).days + 1)]
