@@ -29,6 +29,7 @@ from rq.job import Job
 from webapp import create_app
 from webapp.billing import tasks as billing_tasks
 from webapp.extensions import db
+from webapp.payments import tasks as payments_tasks
 
 app = create_app()
 
@@ -37,6 +38,8 @@ app = create_app()
 CRON_JOBS: list[tuple[Callable[..., Any], int]] = [
     (billing_tasks.end_finished_periods, 5 * 60),
     (billing_tasks.send_renewal_reminders, 60 * 60),
+    (payments_tasks.close_expired_orders, 5 * 60),
+    (payments_tasks.reconcile_pending_orders, 24 * 60 * 60),
 ]
 CRON_STOP_TIMEOUT = 10
 

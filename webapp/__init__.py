@@ -68,15 +68,29 @@ def register_blueprints(app: Flask) -> None:
     from webapp.extensions import api, csrf
     from webapp.orgs import api as orgs_api
     from webapp.orgs import views as orgs_views
+    from webapp.payments import api as payments_api
+    from webapp.payments import views as payments_views
     from webapp.usage import api as usage_api
     from webapp.usage import views as usage_views
 
-    portal = (core_views, auth_views, orgs_views, billing_views, bots_views, usage_views)
+    portal = (
+        core_views,
+        auth_views,
+        orgs_views,
+        billing_views,
+        payments_views,
+        bots_views,
+        usage_views,
+    )
     for module in portal:
         app.register_blueprint(module.bp)
-    for api_module in (auth_api, orgs_api, billing_api, bots_api, usage_api):
+    for api_module in (auth_api, orgs_api, billing_api, payments_api, bots_api, usage_api):
         csrf.exempt(api_module.blp)
         api.register_blueprint(api_module.blp)
+    if app.config["PAYMENTS_MODE"] == "sandbox":  # never in production (config refuses it)
+        from webapp.payments.sandbox.views import register_sandbox
+
+        register_sandbox(app)
 
 
 def register_error_handlers(app: Flask) -> None:

@@ -77,6 +77,8 @@ class Config:
     ALIPAY_SIGN_TYPE = os.environ.get("ALIPAY_SIGN_TYPE", "RSA2")
     PAYMENT_NOTIFY_MAX_AGE_SECONDS = 300  # older signed notifies are refused (replays)
     PAYMENT_HTTP_TIMEOUT_SECONDS = 10
+    # The sandbox retries a notify that was not acknowledged after these many seconds.
+    SANDBOX_NOTIFY_RETRY_DELAYS = (2, 5, 15, 30, 60, 120, 300, 600)
     PROXY_FIX_HOPS = _env_int("PROXY_FIX_HOPS", 0)
     CORS_ORIGINS = [o for o in os.environ.get("CORS_ORIGINS", "").split(",") if o]
 

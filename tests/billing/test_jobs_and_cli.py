@@ -175,13 +175,15 @@ def test_a_renewed_period_is_reminded_again(app):
 # --- the cron scheduler in worker.py ----------------------------------------------------
 
 
-def test_worker_schedules_the_billing_jobs():
+def test_worker_schedules_the_periodic_jobs():
     connection = Redis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15"))
     scheduler = worker.build_cron(connection, "default", os.getpid())
 
     assert {(job.func_name, job.interval, job.queue_name) for job in scheduler.get_jobs()} == {
         ("webapp.billing.tasks.end_finished_periods", 300, "default"),
         ("webapp.billing.tasks.send_renewal_reminders", 3600, "default"),
+        ("webapp.payments.tasks.close_expired_orders", 300, "default"),
+        ("webapp.payments.tasks.reconcile_pending_orders", 86400, "default"),
     }
     orphan = worker.build_cron(connection, "default", os.getpid() + 1_000_000)
     with pytest.raises(StopRequested):

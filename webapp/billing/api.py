@@ -9,9 +9,7 @@ costs or changes money (upgrade, cancel, resume) is for owners and admins.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
-from functools import wraps
 from typing import Any
 
 from flask.views import MethodView
@@ -21,7 +19,12 @@ from flask_smorest.pagination import PaginationParameters
 from webapp.billing import services
 from webapp.billing.models import Order, Plan, Subscription
 from webapp.billing.schemas import OrderSchema, PlanSchema, SubscriptionSchema, UpgradeSchema
-from webapp.bots.auth import ORGANIZATION_HEADER, caller_required, person_membership
+from webapp.bots.auth import (
+    ORGANIZATION_HEADER,
+    caller_required,
+    person_membership,
+    person_required,
+)
 from webapp.core.pagination import paginate
 from webapp.db import utcnow
 from webapp.extensions import db
@@ -45,17 +48,6 @@ PEOPLE_ONLY: dict[str, Any] = {
     ],
 }
 ORDER_FIELDS = tuple(name for name in OrderSchema().fields if name != "period")
-
-
-def person_required(view: Callable[..., Any]) -> Callable[..., Any]:
-    """Refuse API keys (401 `api_key_not_allowed`) before the request body is even read."""
-
-    @wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        person_membership()
-        return view(*args, **kwargs)
-
-    return wrapper
 
 
 # MethodView decorators: the last one runs first (who calls, for which organization).

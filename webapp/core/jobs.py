@@ -45,10 +45,17 @@ def _queue() -> Queue:
 
 def enqueue(func: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
     """Queue a job (arguments must be ids and plain values) or, without Redis, run it now."""
-    if not current_app.config["REDIS_URL"]:
-        func(*args, **kwargs)
+    config = current_app.config
+    if config["REDIS_URL"] and config["RQ_ASYNC"]:
+        _queue().enqueue(func, *args, **kwargs)
         return
-    _queue().enqueue(func, *args, **kwargs)
+    # The job runs here and now: in a fresh app context, so with its own session as in
+    # the worker (this may be a commit hook, where the request's session can't run SQL).
+    with current_app.app_context():
+        if config["REDIS_URL"]:
+            _queue().enqueue(func, *args, **kwargs)  # RQ_ASYNC off (tests): RQ runs it now
+        else:
+            func(*args, **kwargs)
 
 
 def schedule(delay: timedelta, func: Callable[..., Any], *args: Any) -> bool:

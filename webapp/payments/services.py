@@ -1,0 +1,422 @@
+"""Checkout, notifies, polling and reconciliation.
+
+A payment is accepted only after the provider's signature is verified and the
+app id, merchant id, order number, amount and currency all match the order.
+Then `billing.services.fulfil_order` runs, which does the rest exactly once,
+whether a notify, a poll or a manual refresh gets there first. Everything a
+provider says is kept in `payment_events`, accepted or not.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from flask import current_app
+from flask_babel import gettext as _
+
+from webapp.billing.models import Order, OrderStatus
+from webapp.billing.services import fulfil_order, order_of
+from webapp.core.jobs import enqueue_after_commit, schedule
+from webapp.core.mail import external_url
+from webapp.db import utcnow
+from webapp.errors import AppError, Conflict
+from webapp.extensions import db
+from webapp.orgs.models import OrganizationMember
+from webapp.payments import alipay, wechat
+from webapp.payments.models import Channel, PaymentEvent, ProviderOrder
+from webapp.payments.settings import alipay_settings, wechat_settings
+from webapp.payments.wechat import NotifyRejected, ProviderError
+
+log = logging.getLogger(__name__)
+
+# After a provider order is created, ask the provider on this schedule until paid or expired.
+POLL_DELAYS = (5, 15, 30, 60, 120, 300, 600)
+
+
+def record_event(
+    channel: str,
+    source: str,
+    outcome: str,
+    *,
+    order: Order | None = None,
+    out_trade_no: str | None = None,
+    verified: bool = False,
+    reason: str = "",
+    raw: str = "",
+    details: dict[str, Any] | None = None,
+) -> PaymentEvent:
+    event = PaymentEvent(
+        order_id=order.id if order is not None else None,
+        channel=channel,
+        source=source,
+        out_trade_no=out_trade_no or (order.out_trade_no if order is not None else None),
+        verified=verified,
+        outcome=outcome,
+        # PostgreSQL text cannot hold NUL, which anyone can post to a notify endpoint.
+        reason=reason[:255].replace("\x00", "\ufffd"),
+        raw=raw.replace("\x00", "\ufffd"),
+        details=details,
+    )
+    db.session.add(event)
+    if outcome == "rejected":
+        log.warning("%s %s rejected for %s: %s", channel, source, out_trade_no, reason)
+    return event
+
+
+def _description(order: Order) -> str:
+    return f"智能客服 {order.plan.name} {order.months}个月"
+
+
+def _lock_order(order_id: int) -> Order:
+    order = db.session.scalar(
+        sa.select(Order)
+        .where(Order.id == order_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)  # re-read: the session may hold a stale copy
+    )
+    assert order is not None
+    return order
+
+
+def _payable(order: Order, now: datetime) -> None:
+    if order.status != OrderStatus.PENDING:
+        raise Conflict(
+            _("This order is %(status)s.", status=order.status), error="order_not_payable"
+        )
+    if order.expires_at <= now:
+        raise Conflict(_("This order has expired; create a new one."), error="order_expired")
+
+
+def start_payment(actor: OrganizationMember, order_id: int, channel: Channel) -> ProviderOrder:
+    """Create (or return the existing) provider order for a pending order.
+
+    Switching channel while unpaid is allowed: each channel keeps its own
+    provider order, and whichever gets paid is fulfilled.
+    """
+    actor.require_manager()
+    order = _lock_order(order_of(actor.organization_id, order_id).id)
+    now = utcnow()
+    _payable(order, now)
+    existing = db.session.scalar(
+        sa.select(ProviderOrder).where(
+            ProviderOrder.order_id == order.id,
+            ProviderOrder.channel == channel,
+            ProviderOrder.closed_at.is_(None),
+        )
+    )
+    if existing is not None:
+        return existing
+    try:
+        if channel is Channel.WECHAT:
+            pay_url = wechat.create_native_order(
+                order.out_trade_no, _description(order), order.amount_fen, order.expires_at
+            )
+        else:
+            pay_url = alipay.page_pay_url(
+                order.out_trade_no,
+                _description(order),
+                order.amount_fen,
+                order.expires_at,
+                return_url=external_url("payments.order_return", order_id=order.id),
+            )
+    except ProviderError as exc:
+        record_event(channel, "create", "error", order=order, reason=str(exc))
+        raise AppError(
+            _("The payment provider is unavailable; try again shortly."),
+            error="provider_unavailable",
+            status=502,
+        ) from exc
+    provider_order = ProviderOrder(order_id=order.id, channel=channel, pay_url=pay_url)
+    db.session.add(provider_order)
+    order.channel = channel
+    record_event(channel, "create", "created", order=order, verified=True, raw=pay_url)
+    db.session.flush()
+    if current_app.config["REDIS_URL"]:
+        # A worker polls. Without one, jobs would run inside the commit, where no SQL can
+        # be emitted; the order pages ask the provider on demand instead.
+        enqueue_after_commit(poll_order, order.id, 0)
+    return provider_order
+
+
+# --- checking what a provider says --------------------------------------------
+
+
+@dataclass(frozen=True)
+class Verdict:
+    accepted: bool  # the message is genuine and consistent with our order
+    outcome: str
+    reason: str = ""
+
+
+def _mismatch_wechat(order: Order, trade: wechat.WechatTrade) -> str | None:
+    settings = wechat_settings()
+    if trade.mchid != settings.mchid:
+        return "mchid does not match"
+    if trade.appid != settings.appid:
+        return "appid does not match"
+    if trade.out_trade_no != order.out_trade_no:
+        return "out_trade_no does not match"
+    if trade.is_paid and (trade.total_fen != order.amount_fen or trade.currency != order.currency):
+        return f"amount {trade.total_fen} {trade.currency} != {order.amount_fen} {order.currency}"
+    return None
+
+
+def _mismatch_alipay(order: Order, trade: alipay.AlipayTrade, *, notify: bool) -> str | None:
+    # Notifies always carry app_id; query answers do not.
+    if (notify or trade.app_id) and trade.app_id != alipay_settings().appid:
+        return "app_id does not match"
+    if trade.out_trade_no != order.out_trade_no:
+        return "out_trade_no does not match"
+    if trade.is_paid and alipay.fen(trade.total_amount) != order.amount_fen:
+        return f"total_amount {trade.total_amount!r} != {alipay.yuan(order.amount_fen)}"
+    return None
+
+
+def _settle(
+    order: Order, channel: str, paid: bool, trade_no: str | None, mismatch: str | None
+) -> Verdict:
+    """Fulfil a verified, consistent, paid trade; the order row is locked by the caller."""
+    if mismatch is not None:
+        return Verdict(False, "rejected", mismatch)
+    if not paid:
+        return Verdict(True, "unpaid")
+    fulfilled = fulfil_order(order.id, channel=channel, provider_trade_no=trade_no)
+    if fulfilled:
+        enqueue_after_commit(close_other_provider_orders, order.id, channel)
+    return Verdict(True, "fulfilled" if fulfilled else "already_fulfilled")
+
+
+def _order_by_trade_no(out_trade_no: str) -> Order | None:
+    return db.session.scalar(
+        sa.select(Order)
+        .where(Order.out_trade_no == out_trade_no)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+
+
+def handle_wechat_notify(headers: dict[str, str], body: str) -> Verdict:
+    try:
+        trade = wechat.verify_notify(headers, body)
+    except NotifyRejected as exc:
+        record_event(Channel.WECHAT, "notify", "rejected", reason=exc.reason, raw=body)
+        return Verdict(False, "rejected", exc.reason)
+    order = _order_by_trade_no(trade.out_trade_no)
+    if order is None:
+        verdict = Verdict(False, "rejected", "unknown out_trade_no")
+    else:
+        verdict = _settle(
+            order,
+            Channel.WECHAT,
+            trade.is_paid,
+            trade.transaction_id,
+            _mismatch_wechat(order, trade),
+        )
+    record_event(
+        Channel.WECHAT,
+        "notify",
+        verdict.outcome,
+        order=order,
+        out_trade_no=trade.out_trade_no,
+        verified=True,
+        reason=verdict.reason,
+        raw=body,
+        details=trade.raw,
+    )
+    return verdict
+
+
+def handle_alipay_notify(form: dict[str, str]) -> Verdict:
+    raw = json.dumps(form, ensure_ascii=False, sort_keys=True)
+    try:
+        trade = alipay.verify_notify(form)
+    except NotifyRejected as exc:
+        record_event(Channel.ALIPAY, "notify", "rejected", reason=exc.reason, raw=raw)
+        return Verdict(False, "rejected", exc.reason)
+    order = _order_by_trade_no(trade.out_trade_no)
+    if order is None:
+        verdict = Verdict(False, "rejected", "unknown out_trade_no")
+    else:
+        verdict = _settle(
+            order,
+            Channel.ALIPAY,
+            trade.is_paid,
+            trade.trade_no,
+            _mismatch_alipay(order, trade, notify=True),
+        )
+    record_event(
+        Channel.ALIPAY,
+        "notify",
+        verdict.outcome,
+        order=order,
+        out_trade_no=trade.out_trade_no,
+        verified=True,
+        reason=verdict.reason,
+        raw=raw,
+    )
+    return verdict
+
+
+# --- asking the provider ------------------------------------------------------------
+
+
+def _provider_orders(order: Order) -> list[ProviderOrder]:
+    return list(
+        db.session.scalars(sa.select(ProviderOrder).where(ProviderOrder.order_id == order.id))
+    )
+
+
+def refresh_order(order_id: int) -> Order:
+    """Ask every provider the order was created at; fulfil if one says it is paid."""
+    order = _lock_order(order_id)
+    if order.fulfilled_at is not None:
+        return order
+    for provider_order in _provider_orders(order):
+        try:
+            verdict = _query_and_settle(order, provider_order.channel)
+        except ProviderError as exc:
+            record_event(provider_order.channel, "query", "error", order=order, reason=str(exc))
+            continue
+        if verdict.outcome in ("fulfilled", "already_fulfilled"):
+            break
+    return order
+
+
+def _query_and_settle(order: Order, channel: str) -> Verdict:
+    if channel == Channel.WECHAT:
+        wechat_trade = wechat.query(order.out_trade_no)
+        if wechat_trade is None:
+            verdict = Verdict(True, "unknown_at_provider")
+        else:
+            verdict = _settle(
+                order,
+                channel,
+                wechat_trade.is_paid,
+                wechat_trade.transaction_id,
+                _mismatch_wechat(order, wechat_trade),
+            )
+        details = wechat_trade.raw if wechat_trade else None
+    else:
+        alipay_trade = alipay.query(order.out_trade_no)
+        if alipay_trade is None:
+            verdict = Verdict(True, "unknown_at_provider")
+        else:
+            verdict = _settle(
+                order,
+                channel,
+                alipay_trade.is_paid,
+                alipay_trade.trade_no,
+                _mismatch_alipay(order, alipay_trade, notify=False),
+            )
+        details = alipay_trade.raw if alipay_trade else None
+    record_event(
+        channel,
+        "query",
+        verdict.outcome,
+        order=order,
+        verified=True,
+        reason=verdict.reason,
+        details=details,
+    )
+    return verdict
+
+
+def close_if_expired(order_id: int, now: datetime | None = None) -> Order:
+    """Close an unpaid order whose time is up, at every provider first.
+
+    If a provider says it was paid meanwhile, the order is fulfilled instead.
+    """
+    now = now or utcnow()
+    order = refresh_order(order_id)
+    if order.status != OrderStatus.PENDING or order.expires_at > now:
+        return order
+    for provider_order in _provider_orders(order):
+        if provider_order.closed_at is not None:
+            continue
+        try:
+            if provider_order.channel == Channel.WECHAT:
+                wechat.close(order.out_trade_no)
+            else:
+                alipay.close(order.out_trade_no)
+        except ProviderError as exc:
+            # Already closed there, paid in the last instant, or the provider is down.
+            record_event(provider_order.channel, "close", "error", order=order, reason=str(exc))
+            order = refresh_order(order.id)
+            if order.status != OrderStatus.PENDING or not _closed_at_provider(
+                order, provider_order.channel
+            ):
+                return order  # fulfilled, or try again later
+        provider_order.closed_at = now
+        record_event(provider_order.channel, "close", "closed", order=order, verified=True)
+    order.status = OrderStatus.CLOSED
+    order.closed_at = now
+    return order
+
+
+def _closed_at_provider(order: Order, channel: str) -> bool:
+    """Whether the provider already considers the trade over (closed, or never created)."""
+    try:
+        if channel == Channel.WECHAT:
+            trade = wechat.query(order.out_trade_no)
+            return trade is None or trade.trade_state in ("CLOSED", "REVOKED")
+        alipay_trade = alipay.query(order.out_trade_no)
+        return alipay_trade is None or alipay_trade.trade_status == "TRADE_CLOSED"
+    except ProviderError:
+        return False
+
+
+def pending_order_ids(expired_only: bool = False, now: datetime | None = None) -> list[int]:
+    query = sa.select(Order.id).where(Order.status == OrderStatus.PENDING)
+    if expired_only:
+        query = query.where(Order.expires_at <= (now or utcnow()))
+    return list(db.session.scalars(query.order_by(Order.id)))
+
+
+# --- jobs (ids only; each commits) -----------------------------------------------
+
+
+def poll_order(order_id: int, attempt: int) -> None:
+    """The polling job: query, and ask again later on the backoff schedule."""
+    order = refresh_order(order_id)
+    if order.status == OrderStatus.PENDING and order.expires_at <= utcnow():
+        order = close_if_expired(order_id)
+    db.session.commit()
+    if order.status == OrderStatus.PENDING and attempt < len(POLL_DELAYS):
+        schedule(timedelta(seconds=POLL_DELAYS[attempt]), poll_order, order_id, attempt + 1)
+
+
+def close_other_provider_orders(order_id: int, paid_channel: str) -> None:
+    """After one channel is paid, close the order's other provider orders: nobody pays twice."""
+    order = _lock_order(order_id)
+    for provider_order in _provider_orders(order):
+        if provider_order.channel == paid_channel or provider_order.closed_at is not None:
+            continue
+        try:
+            if provider_order.channel == Channel.WECHAT:
+                wechat.close(order.out_trade_no)
+            else:
+                alipay.close(order.out_trade_no)
+        except ProviderError as exc:  # paid there too, or already closed: keep the record
+            record_event(provider_order.channel, "close", "error", order=order, reason=str(exc))
+            continue
+        provider_order.closed_at = utcnow()
+        record_event(provider_order.channel, "close", "closed", order=order, verified=True)
+    db.session.commit()
+
+
+def reconcile_pending_orders() -> dict[str, int]:
+    """Daily (and `flask payments reconcile`): query every pending order; close the expired."""
+    counts = {"checked": 0, "fulfilled": 0, "closed": 0}
+    for order_id in pending_order_ids():
+        order = close_if_expired(order_id)
+        counts["checked"] += 1
+        counts["fulfilled"] += order.status == OrderStatus.PAID
+        counts["closed"] += order.status == OrderStatus.CLOSED
+        db.session.commit()
+    current_app.logger.info("payment reconciliation: %s", counts)
+    return counts
