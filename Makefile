@@ -36,7 +36,7 @@ translations: $(VENV)/.runtime
 ## extract-messages: refresh the catalog after changing UI strings, then translate zh_CN
 extract-messages: $(VENV)/.runtime
 	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -o webapp/translations/messages.pot --no-location --sort-output --no-wrap .
-	$(BIN)/pybabel update -i webapp/translations/messages.pot -d webapp/translations --ignore-obsolete --no-wrap
+	$(BIN)/pybabel update -i webapp/translations/messages.pot -d webapp/translations --ignore-obsolete --no-fuzzy-matching --no-wrap
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
@@ -46,6 +46,10 @@ lint: $(VENV)/.dev
 format: $(VENV)/.dev
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+## bench: usage API throughput and latency under gunicorn (PostgreSQL on 127.0.0.1; installs wrk)
+bench: setup
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 worker: setup
 	$(BIN)/python worker.py

@@ -21,7 +21,9 @@ from sqlalchemy.engine import make_url
 
 from tests.factories import DEFAULT_PASSWORD, UserFactory
 from webapp import create_app
+from webapp.auth.models import User
 from webapp.extensions import db, limiter
+from webapp.orgs.models import Organization
 
 os.environ.setdefault("APP_ENV", "testing")
 
@@ -53,7 +55,7 @@ def isolated_db(request: pytest.FixtureRequest) -> Iterator[None]:
     connection stands in for the engine; `create_savepoint` turns every
     `commit()` in the code under test into a savepoint release.
     """
-    if {"live_server", "committed_db"} & set(request.fixturenames):
+    if "committed_db" in request.fixturenames:  # live_server and friends request it
         yield  # the live server (or a concurrency test) commits for real, from its own threads
         return
     app: Flask = request.getfixturevalue("app")
@@ -77,6 +79,29 @@ def isolated_db(request: pytest.FixtureRequest) -> Iterator[None]:
             factory_options.pop("join_transaction_mode")
             transaction.rollback()
             connection.close()
+
+
+# Rows newer than the test are deleted in this order; dependent rows go by ON DELETE CASCADE.
+COMMITTED_MODELS = (Organization, User)
+
+
+@pytest.fixture
+def committed_db(app: Flask) -> Iterator[None]:
+    """Real commits, for tests where several sessions, threads, a live server or another
+    process must see each other's work (`isolated_db` steps aside). The organizations
+    and users created meanwhile are deleted afterwards."""
+    with app.app_context():
+        last_ids = {
+            model: db.session.scalar(sa.select(sa.func.max(model.id))) or 0
+            for model in COMMITTED_MODELS
+        }
+    try:
+        yield
+    finally:
+        with app.app_context():
+            for model, last_id in last_ids.items():
+                db.session.execute(sa.delete(model).where(model.id > last_id))
+            db.session.commit()
 
 
 @pytest.fixture

@@ -156,3 +156,16 @@ def test_jwt_key_follows_the_overridden_secret_key():
         assert app.config["JWT_SECRET_KEY"] is None
         token = create_access_token(identity="1")
         assert jwt.decode(token, STRONG_SECRET, algorithms=["HS256"])["sub"] == "1"
+
+
+def test_jobs_run_in_process_when_redis_is_down(app, monkeypatch):
+    """The transaction is committed by then: a mail job is done here rather than lost."""
+    from webapp.core.mail import send_mail
+    from webapp.extensions import mail
+
+    monkeypatch.setitem(app.config, "REDIS_URL", "redis://127.0.0.1:1/0")
+    monkeypatch.delitem(app.extensions, "redis", raising=False)
+    with app.test_request_context(), mail.record_messages() as outbox:
+        send_mail("ops@example.com", "subject", "body")
+        db.session.commit()
+    assert [message.recipients for message in outbox] == [["ops@example.com"]]

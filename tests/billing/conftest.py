@@ -3,51 +3,28 @@ CSRF-aware portal clients, and a `committed_db` for tests that need real commits
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from flask import Flask
 
 from tests.factories import UserFactory
 
 # The portal's CSRF-aware browser fixtures, for the billing pages.
 from tests.portal.conftest import logged_in, make_portal, portal  # noqa: F401
-from webapp.auth.models import User
 from webapp.billing import services
 from webapp.billing.models import Order, Subscription
 from webapp.billing.periods import SHANGHAI
 from webapp.extensions import db
 from webapp.orgs import services as orgs_services
-from webapp.orgs.models import Organization, OrganizationMember, Role
-
-# Rows newer than the test are deleted in this order; the rest go by ON DELETE CASCADE.
-COMMITTED_MODELS: tuple[type[Organization] | type[User], ...] = (Organization, User)
+from webapp.orgs.models import OrganizationMember, Role
 
 
 def sh(*parts: int) -> datetime:
     """A moment given in Shanghai wall-clock time, as UTC."""
     return datetime(*parts, tzinfo=SHANGHAI).astimezone(UTC)  # type: ignore[misc]
-
-
-@pytest.fixture
-def committed_db(app: Flask) -> Iterator[None]:
-    """Real commits (the root `isolated_db` steps aside): for several sessions at once or
-    another process. Deletes the organizations and users created meanwhile."""
-    with app.app_context():
-        last_ids = {
-            model: db.session.scalar(sa.select(sa.func.max(model.id))) or 0
-            for model in COMMITTED_MODELS
-        }
-    try:
-        yield
-    finally:
-        with app.app_context():
-            for model, last_id in last_ids.items():
-                db.session.execute(sa.delete(model).where(model.id > last_id))
-            db.session.commit()
 
 
 def new_member(organization_id: int | None = None, role: Role = Role.OWNER) -> OrganizationMember:

@@ -426,3 +426,23 @@ def test_an_upgrade_fully_covered_by_credit_is_applied_without_payment(app, make
         assert upgrade.status == "paid"
         assert upgrade.channel == "credit"
         assert billing.subscription_of(organization.id).plan.code == "enterprise"
+
+
+def test_limits_follow_the_period_end_before_the_job_runs(app):
+    """No worker yet (or none at all, as under `make run`): once a paid period is over, the
+    plan in force is what follows it, though the row still says the old plan."""
+    from webapp.usage.models import UsageKind
+    from webapp.usage.services import record_usage
+
+    with app.app_context():
+        owner = new_member()
+        organization_id = owner.organization_id
+        put_on_plan(organization_id, "pro", sh(2026, 9, 1), sh(2026, 10, 1))
+        assert services.subscription_of(organization_id).plan.code == "pro"
+        assert services.plan_of(organization_id, sh(2026, 9, 15)).code == "pro"
+        assert services.plan_of(organization_id, sh(2026, 10, 2)).code == "free"
+        with pytest.raises(Forbidden) as refused:  # image messages are a Pro feature
+            record_usage(organization_id, UsageKind.IMAGE, now=sh(2026, 10, 2))
+        assert refused.value.error == "feature_not_in_plan"
+        assert record_usage(organization_id, UsageKind.IMAGE, now=sh(2026, 9, 15)).limit == 50000
+        assert record_usage(organization_id, UsageKind.MESSAGE, now=sh(2026, 10, 2)).limit == 1000

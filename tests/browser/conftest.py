@@ -14,14 +14,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 from flask import Flask
 from playwright.sync_api import Browser, BrowserContext, sync_playwright
 from werkzeug.serving import make_server
-
-from webapp.auth.models import User
-from webapp.extensions import db
-from webapp.orgs.models import Organization
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -36,30 +31,9 @@ CHROMIUM_ARGS = [
 ARTIFACTS_DIR = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
-# Rows newer than the test are deleted in this order; dependent rows go by ON DELETE CASCADE.
-COMMITTED_MODELS = (Organization, User)
-
-
-def _last_ids(app: Flask) -> dict[type[Organization] | type[User], int]:
-    with app.app_context():
-        return {
-            model: db.session.scalar(sa.select(sa.func.max(model.id))) or 0
-            for model in COMMITTED_MODELS
-        }
-
-
-def _delete_newer_rows(app: Flask, last_ids: dict[type[Organization] | type[User], int]) -> None:
-    """Remove what the live server committed (nothing else commits during the test)."""
-    with app.app_context():
-        for model, last_id in last_ids.items():
-            db.session.execute(sa.delete(model).where(model.id > last_id))
-        db.session.commit()
-
-
 @pytest.fixture
-def live_server(app: Flask) -> Iterator[str]:
+def live_server(app: Flask, committed_db: None) -> Iterator[str]:
     """The app on a random local port, in a background thread; yields its base URL."""
-    last_ids = _last_ids(app)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     base_url = f"http://127.0.0.1:{server.server_port}"
     previous_base_url = app.config["BASE_URL"]
@@ -73,7 +47,6 @@ def live_server(app: Flask) -> Iterator[str]:
         thread.join(timeout=10)
         server.server_close()
         app.config["BASE_URL"] = previous_base_url
-        _delete_newer_rows(app, last_ids)
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,6 @@ from playwright.sync_api import BrowserContext, Page, expect
 
 from tests.browser.test_signup_invite_flow import sign_up
 from tests.payments.conftest import (  # noqa: F401  (the sandbox's live server)
-    committed_db,
     payments_live_server,
     sandbox_instance,
 )

@@ -16,18 +16,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 from flask import Flask
 from werkzeug.serving import make_server
 
-from webapp.auth.models import User
-from webapp.extensions import db
-from webapp.orgs.models import Organization
 from webapp.payments import alipay, wechat
 from webapp.payments.sandbox.notify import stop_deliveries
 
-# Rows newer than the test are deleted in this order; the rest go by ON DELETE CASCADE.
-COMMITTED_MODELS: tuple[type[Organization] | type[User], ...] = (Organization, User)
 # Notify retries in tests: fast, and few.
 FAST_RETRY_DELAYS = (0.2, 0.4, 0.8)
 
@@ -35,24 +29,6 @@ FAST_RETRY_DELAYS = (0.2, 0.4, 0.8)
 @pytest.fixture(scope="session")
 def sandbox_instance(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("payment-sandbox-instance")
-
-
-@pytest.fixture
-def committed_db(app: Flask) -> Iterator[None]:
-    """Real commits (the root `isolated_db` steps aside): the live server's threads commit.
-    Deletes the organizations and users created meanwhile."""
-    with app.app_context():
-        last_ids = {
-            model: db.session.scalar(sa.select(sa.func.max(model.id))) or 0
-            for model in COMMITTED_MODELS
-        }
-    try:
-        yield
-    finally:
-        with app.app_context():
-            for model, last_id in last_ids.items():
-                db.session.execute(sa.delete(model).where(model.id > last_id))
-            db.session.commit()
 
 
 def _reset_clients(app: Flask) -> None:

@@ -9,7 +9,6 @@ usage, bots, keys and notices go with them by ON DELETE CASCADE).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -25,7 +24,6 @@ from webapp.billing.services import plan_by_code
 from webapp.bots import services as bot_services
 from webapp.extensions import db
 from webapp.orgs import services as org_services
-from webapp.orgs.models import Organization
 from webapp.usage.models import UsageCounter, UsageDaily, UsageKind, UsageRecord
 from webapp.usage.services import record_usage
 
@@ -127,20 +125,3 @@ def tenant(make_tenant: Any) -> Tenant:
 
 def key_headers(secret: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {secret}"}
-
-
-@pytest.fixture
-def committed_db(app: Flask) -> Iterator[None]:
-    """Real commits (see the module docstring); removes what the test created."""
-    with app.app_context():
-        last = {
-            model: db.session.scalar(sa.select(sa.func.max(model.id))) or 0
-            for model in (Organization, User)
-        }
-    try:
-        yield
-    finally:
-        with app.app_context():
-            for model, last_id in last.items():
-                db.session.execute(sa.delete(model).where(model.id > last_id))
-            db.session.commit()

@@ -72,9 +72,24 @@ def subscription_of(organization_id: int, *, lock: bool = False) -> Subscription
     return subscription
 
 
-def plan_of(organization_id: int) -> Plan:
+def plan_of(organization_id: int, now: datetime | None = None) -> Plan:
     """The plan in force for an organization (what limits and features follow)."""
-    return subscription_of(organization_id).plan
+    return plan_in_force(subscription_of(organization_id), now or utcnow())
+
+
+def plan_in_force(subscription: Subscription, now: datetime) -> Plan:
+    """The subscription's plan, or what follows it once its paid period is over.
+
+    `end_finished_periods` (a worker job) writes the change down; until it runs (or
+    where no worker runs, as under `make run`) limits already follow the period end.
+    """
+    end = subscription.current_period_end
+    if end is None or end > now:
+        return subscription.plan
+    scheduled, months = subscription.scheduled_plan, subscription.scheduled_months
+    if scheduled is not None and months and add_months(end, months) > now:
+        return scheduled
+    return plan_by_code(FREE_PLAN_CODE)
 
 
 def has_active_paid_period(subscription: Subscription, now: datetime) -> bool:

@@ -18,8 +18,7 @@ from flask_babel import gettext as _
 from flask_jwt_extended import get_current_user, verify_jwt_in_request
 
 from webapp.auth.models import User
-from webapp.bots.models import ApiKey
-from webapp.bots.services import authenticate_api_key, looks_like_api_key
+from webapp.bots.services import KeyIdentity, authenticate_api_key, looks_like_api_key
 from webapp.errors import AppError, Unauthorized
 from webapp.extensions import db
 from webapp.orgs.models import OrganizationMember
@@ -35,7 +34,7 @@ class Caller:
     organization_id: int
     user: User | None = None
     membership: OrganizationMember | None = None
-    api_key: ApiKey | None = None
+    api_key: KeyIdentity | None = None
 
     @property
     def bot_id(self) -> int | None:
@@ -120,8 +119,8 @@ def caller_required(view: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         presented = _presented_api_key()
         if presented is not None:
-            api_key = authenticate_api_key(presented)
-            if api_key in db.session.dirty:
+            api_key, touched = authenticate_api_key(presented)
+            if touched:
                 # last_used_at moved (at most once a minute): keep it even when the view
                 # fails or, like a GET, commits nothing.
                 db.session.commit()

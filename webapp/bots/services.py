@@ -18,7 +18,7 @@ from flask_babel import gettext as _
 from webapp.billing.services import plan_of
 from webapp.bots.models import ApiKey, Bot
 from webapp.core.security import token_digest
-from webapp.db import utcnow
+from webapp.db import UTCDateTime, utcnow
 from webapp.errors import AppError, Forbidden, NotFound, Unauthorized
 from webapp.extensions import db
 from webapp.orgs.models import Organization, OrganizationMember
@@ -171,18 +171,41 @@ def looks_like_api_key(token: str) -> bool:
     return token.startswith(API_KEY_PREFIX + "_")
 
 
-def authenticate_api_key(token: str, now: datetime | None = None) -> ApiKey:
-    """The live key for a presented secret, or 401 `invalid_api_key` (revoked ones included)."""
+@dataclass(frozen=True)
+class KeyIdentity:
+    """Who an authenticated API key speaks for (all a request needs of the key)."""
+
+    id: int
+    organization_id: int
+    bot_id: int | None
+
+
+# On every bot call: one indexed read, and a write at most once a minute per key.
+_FIND_KEY = sa.text(
+    "SELECT id, organization_id, bot_id, secret_hash, revoked_at, last_used_at "
+    "FROM api_keys WHERE prefix = :prefix"
+).columns(revoked_at=UTCDateTime(), last_used_at=UTCDateTime())
+_TOUCH_KEY = sa.text("UPDATE api_keys SET last_used_at = :now WHERE id = :id").bindparams(
+    sa.bindparam("now", type_=UTCDateTime())
+)
+
+
+def authenticate_api_key(token: str, now: datetime | None = None) -> tuple[KeyIdentity, bool]:
+    """The live key for a presented secret, or 401 `invalid_api_key` (revoked ones included).
+
+    Also says whether `last_used_at` was just moved (the caller commits that).
+    """
     invalid = Unauthorized(_("The API key is invalid or revoked."), error="invalid_api_key")
     parts = token.split("_", 2)
     if len(parts) != 3 or parts[0] != API_KEY_PREFIX:
         raise invalid
-    api_key = db.session.scalar(sa.select(ApiKey).where(ApiKey.prefix == parts[1]))
-    if api_key is None or not hmac.compare_digest(api_key.secret_hash, token_digest(parts[2])):
+    row = db.session.execute(_FIND_KEY, {"prefix": parts[1]}).first()
+    if row is None or not hmac.compare_digest(row.secret_hash, token_digest(parts[2])):
         raise invalid
-    if api_key.revoked_at is not None:
+    if row.revoked_at is not None:
         raise invalid
     now = now or utcnow()
-    if api_key.last_used_at is None or now - api_key.last_used_at >= LAST_USED_RESOLUTION:
-        api_key.last_used_at = now
-    return api_key
+    touched = row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION
+    if touched:
+        db.session.execute(_TOUCH_KEY, {"now": now, "id": row.id})
+    return KeyIdentity(row.id, row.organization_id, row.bot_id), touched

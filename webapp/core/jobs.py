@@ -15,6 +15,7 @@ from typing import Any
 
 from flask import Flask, current_app
 from redis import Redis
+from redis.exceptions import RedisError
 from rq import Queue
 from sqlalchemy import event
 from sqlalchemy.orm import Session, SessionTransaction
@@ -73,7 +74,13 @@ def enqueue_after_commit(func: Callable[..., Any], *args: Any, **kwargs: Any) ->
 
 def _run_pending_jobs(session: Session) -> None:
     for func, args, kwargs in session.info.pop(PENDING_JOBS, []):
-        enqueue(func, *args, **kwargs)
+        try:
+            enqueue(func, *args, **kwargs)
+        except RedisError:
+            # The transaction is committed: degrade to doing the work here, not a 500.
+            log.exception("Redis unreachable; running %s in-process", func.__name__)
+            with current_app.app_context():
+                func(*args, **kwargs)
 
 
 def _drop_pending_jobs(session: Session, previous_transaction: SessionTransaction) -> None:

@@ -21,6 +21,7 @@ from flask_babel import gettext as _
 
 from webapp.billing.models import Order, OrderStatus
 from webapp.billing.services import fulfil_order, order_of
+from webapp.config import ConfigurationError
 from webapp.core.jobs import enqueue_after_commit, schedule
 from webapp.core.mail import external_url
 from webapp.db import utcnow
@@ -131,14 +132,19 @@ def start_payment(actor: OrganizationMember, order_id: int, channel: Channel) ->
             error="provider_unavailable",
             status=502,
         ) from exc
+    except ConfigurationError as exc:  # live mode without this channel's keys
+        log.error("payment channel %s is not configured: %s", channel, exc)
+        raise AppError(
+            _("This payment method is not available."), error="channel_unavailable", status=503
+        ) from exc
     provider_order = ProviderOrder(order_id=order.id, channel=channel, pay_url=pay_url)
     db.session.add(provider_order)
     order.channel = channel
     record_event(channel, "create", "created", order=order, verified=True, raw=pay_url)
     db.session.flush()
     if current_app.config["REDIS_URL"]:
-        # A worker polls. Without one, jobs would run inside the commit, where no SQL can
-        # be emitted; the order pages ask the provider on demand instead.
+        # A worker polls on the backoff schedule. Without Redis there is no worker: the
+        # order pages ask the provider on demand instead.
         enqueue_after_commit(poll_order, order.id, 0)
     return provider_order
 

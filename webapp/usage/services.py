@@ -20,8 +20,7 @@ from webapp.billing.periods import SHANGHAI, month_start, next_month_start
 from webapp.billing.services import claim_notice, plan_of
 from webapp.bots.services import bot_count, bot_of
 from webapp.core.mail import external_url, send_mail
-from webapp.core.sql import upsert_insert
-from webapp.db import utcnow
+from webapp.db import UTCDateTime, utcnow
 from webapp.errors import AppError, Forbidden
 from webapp.extensions import db
 from webapp.orgs.models import Organization, OrganizationMember
@@ -46,6 +45,60 @@ class UsageResult:
         return None if self.limit is None else max(self.limit - self.used, 0)
 
 
+# The hot path's SQL, built once (not per request) and valid on PostgreSQL and SQLite.
+# A record is: the idempotency gate, the quota (one conditional upsert), the rollup,
+# the record's result; the request then commits once.
+_PLAN_TERMS = sa.text(
+    "SELECT p.monthly_message_quota, p.features, s.current_period_end FROM subscriptions s "
+    "JOIN plans p ON p.id = s.plan_id WHERE s.organization_id = :organization_id"
+).columns(
+    monthly_message_quota=sa.BigInteger(), features=sa.JSON(), current_period_end=UTCDateTime()
+)
+_INSERT_RECORD = sa.text(
+    "INSERT INTO usage_records (organization_id, bot_id, api_key_id, kind, quantity, "
+    "idempotency_key, period_start, used_after, created_at) VALUES (:organization_id, "
+    ":bot_id, :api_key_id, :kind, :quantity, :idempotency_key, :period_start, 0, :created_at) "
+    "ON CONFLICT (organization_id, idempotency_key) DO NOTHING RETURNING id"
+).bindparams(
+    sa.bindparam("period_start", type_=UTCDateTime()),
+    sa.bindparam("created_at", type_=UTCDateTime()),
+)
+# Adds `quantity` only if the month's total stays within `quota` (NULL: unlimited). The
+# upsert locks the counter row, so checking and consuming are one atomic step.
+_CONSUME_QUOTA = sa.text(
+    "INSERT INTO usage_counters (organization_id, period_start, used) "
+    "SELECT :organization_id, :period_start, :quantity "
+    "WHERE :quota IS NULL OR :quantity <= :quota "
+    "ON CONFLICT (organization_id, period_start) DO UPDATE "
+    "SET used = usage_counters.used + excluded.used "
+    "WHERE :quota IS NULL OR usage_counters.used + excluded.used <= :quota "
+    "RETURNING used"
+).bindparams(sa.bindparam("period_start", type_=UTCDateTime()))
+_ROLL_UP = sa.text(
+    "INSERT INTO usage_daily (organization_id, day, bot_id, kind, quantity) "
+    "VALUES (:organization_id, :day, :bot_id, :kind, :quantity) "
+    "ON CONFLICT (organization_id, day, bot_id, kind) DO UPDATE "
+    "SET quantity = usage_daily.quantity + excluded.quantity"
+).bindparams(sa.bindparam("day", type_=sa.Date()))
+_SET_RESULT = sa.text("UPDATE usage_records SET used_after = :used WHERE id = :id")
+
+
+@dataclass(frozen=True)
+class PlanTerms:
+    """What metering needs of the plan in force: the quota (None: unlimited) and features."""
+
+    quota: int | None
+    features: list[str]
+
+
+def plan_terms(organization_id: int, now: datetime) -> PlanTerms:
+    row = db.session.execute(_PLAN_TERMS, {"organization_id": organization_id}).one()
+    if row.current_period_end is not None and row.current_period_end <= now:
+        plan = plan_of(organization_id, now)  # the paid period is over: what follows it
+        return PlanTerms(plan.monthly_message_quota, list(plan.features))
+    return PlanTerms(row.monthly_message_quota, list(row.features or []))
+
+
 class QuotaExceeded(AppError):
     status = 429
     error = "quota_exceeded"
@@ -63,9 +116,9 @@ def record_usage(
     now: datetime | None = None,
 ) -> UsageResult:
     now = now or utcnow()
-    plan = plan_of(organization_id)
+    terms = plan_terms(organization_id, now)
     feature = kind.required_feature
-    if feature is not None and not plan.has_feature(feature):
+    if feature is not None and feature not in terms.features:
         raise Forbidden(
             _(
                 "Your plan does not include %(kind)s messages; upgrade to use them.",
@@ -82,32 +135,38 @@ def record_usage(
     if bot_id is not None and not bot_of(organization_id, bot_id).is_enabled:
         raise Forbidden(_("This bot is disabled."), error="bot_disabled")
     period_start, period_end = month_start(now), next_month_start(now)
+    quota = terms.quota
 
     record_id = db.session.scalar(
-        upsert_insert(UsageRecord)
-        .values(
-            organization_id=organization_id,
-            bot_id=bot_id,
-            api_key_id=api_key_id,
-            kind=kind.value,
-            quantity=quantity,
-            idempotency_key=idempotency_key,
-            period_start=period_start,
-            used_after=0,
-            created_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=["organization_id", "idempotency_key"])
-        .returning(UsageRecord.id)
+        _INSERT_RECORD,
+        {
+            "organization_id": organization_id,
+            "bot_id": bot_id,
+            "api_key_id": api_key_id,
+            "kind": kind.value,
+            "quantity": quantity,
+            "idempotency_key": idempotency_key,
+            "period_start": period_start,
+            "created_at": now,
+        },
     )
     if record_id is None:  # this idempotency key was recorded before (or just now, elsewhere)
-        return _replay(organization_id, idempotency_key, plan)
+        return _replay(organization_id, idempotency_key, quota)
 
-    used = _consume(organization_id, period_start, quantity, plan.monthly_message_quota)
+    used = db.session.scalar(
+        _CONSUME_QUOTA,
+        {
+            "organization_id": organization_id,
+            "period_start": period_start,
+            "quantity": quantity,
+            "quota": quota,
+        },
+    )
     if used is None:
         exceeded = QuotaExceeded(
             _(
                 "The monthly quota of %(limit)d messages is used up; it resets on %(reset)s.",
-                limit=plan.monthly_message_quota or 0,
+                limit=quota or 0,
                 reset=f"{period_end.astimezone(SHANGHAI):%Y-%m-%d}",
             )
         )
@@ -117,42 +176,24 @@ def record_usage(
                 UsageCounter.period_start == period_start,
             )
         )
-        exceeded.usage = UsageResult(
-            used_now or 0, plan.monthly_message_quota, period_start, period_end
-        )
+        exceeded.usage = UsageResult(used_now or 0, quota, period_start, period_end)
         raise exceeded
     db.session.execute(
-        sa.update(UsageRecord).where(UsageRecord.id == record_id).values(used_after=used)
+        _ROLL_UP,
+        {
+            "organization_id": organization_id,
+            "day": now.astimezone(SHANGHAI).date(),
+            "bot_id": bot_id or 0,
+            "kind": kind.value,
+            "quantity": quantity,
+        },
     )
-    _roll_up(organization_id, now, bot_id, kind, quantity)
-    _notify_thresholds(organization_id, plan, period_start, used - quantity, used)
-    return UsageResult(used, plan.monthly_message_quota, period_start, period_end)
+    db.session.execute(_SET_RESULT, {"used": used, "id": record_id})
+    _notify_thresholds(organization_id, quota, period_start, used - quantity, used)
+    return UsageResult(used, quota, period_start, period_end)
 
 
-def _consume(
-    organization_id: int, period_start: datetime, quantity: int, limit: int | None
-) -> int | None:
-    """Add `quantity` to the month's counter only if it stays within `limit`; the new total."""
-    db.session.execute(
-        upsert_insert(UsageCounter)
-        .values(organization_id=organization_id, period_start=period_start, used=0)
-        .on_conflict_do_nothing(index_elements=["organization_id", "period_start"])
-    )
-    consume = (
-        sa.update(UsageCounter)
-        .where(
-            UsageCounter.organization_id == organization_id,
-            UsageCounter.period_start == period_start,
-        )
-        .values(used=UsageCounter.used + quantity)
-        .returning(UsageCounter.used)
-    )
-    if limit is not None:
-        consume = consume.where(UsageCounter.used + quantity <= limit)
-    return db.session.scalar(consume)
-
-
-def _replay(organization_id: int, idempotency_key: str | None, plan: Plan) -> UsageResult:
+def _replay(organization_id: int, idempotency_key: str | None, quota: int | None) -> UsageResult:
     record = db.session.scalar(
         sa.select(UsageRecord).where(
             UsageRecord.organization_id == organization_id,
@@ -162,35 +203,16 @@ def _replay(organization_id: int, idempotency_key: str | None, plan: Plan) -> Us
     assert record is not None
     return UsageResult(
         record.used_after,
-        plan.monthly_message_quota,
+        quota,
         record.period_start,
         next_month_start(record.period_start),
         replayed=True,
     )
 
 
-def _roll_up(
-    organization_id: int, now: datetime, bot_id: int | None, kind: UsageKind, quantity: int
-) -> None:
-    insert = upsert_insert(UsageDaily).values(
-        organization_id=organization_id,
-        day=now.astimezone(SHANGHAI).date(),
-        bot_id=bot_id or 0,
-        kind=kind.value,
-        quantity=quantity,
-    )
-    db.session.execute(
-        insert.on_conflict_do_update(
-            index_elements=["organization_id", "day", "bot_id", "kind"],
-            set_={"quantity": UsageDaily.quantity + insert.excluded.quantity},
-        )
-    )
-
-
 def _notify_thresholds(
-    organization_id: int, plan: Plan, period_start: datetime, before: int, after: int
+    organization_id: int, limit: int | None, period_start: datetime, before: int, after: int
 ) -> None:
-    limit = plan.monthly_message_quota
     if not limit:
         return
     for percent in QUOTA_THRESHOLDS:
@@ -267,7 +289,7 @@ def usage_stats(organization_id: int, now: datetime | None = None) -> UsageStats
     for kind, total in rows:
         by_kind[kind] = int(total)
     return UsageStats(
-        plan=plan_of(organization_id),
+        plan=plan_of(organization_id, now),
         period_start=period_start,
         period_end=period_end,
         used=used or 0,

@@ -1,0 +1,65 @@
+-- wrk script for bench/run.py: one endpoint per run, a JSON summary on the last line.
+--
+-- Environment (set by run.py):
+--   BENCH_METHOD   GET (default) or POST
+--   BENCH_BODY     the JSON body of a POST
+--   BENCH_API_KEYS API keys sent as X-API-Key, comma-separated: one organization each,
+--                  taken in turn request by request
+--   BENCH_IDEMPOTENCY_HEADER  when set, every request carries this header with a
+--                  fresh value (run, thread, counter), like a bot that retries safely
+
+local method = os.getenv("BENCH_METHOD") or "GET"
+local body = os.getenv("BENCH_BODY") or ""
+local idempotency_header = os.getenv("BENCH_IDEMPOTENCY_HEADER") or ""
+local api_keys = {}
+for key in string.gmatch(os.getenv("BENCH_API_KEYS") or "", "[^,]+") do
+  table.insert(api_keys, key)
+end
+
+wrk.method = method
+if body ~= "" then
+  wrk.body = body
+  wrk.headers["Content-Type"] = "application/json"
+end
+if #api_keys > 0 then
+  wrk.headers["X-API-Key"] = api_keys[1]
+end
+
+local thread_counter = 0
+
+function setup(thread)
+  thread_counter = thread_counter + 1
+  thread:set("thread_id", thread_counter)
+end
+
+local sequence = 0
+local run_id = tostring(os.time())
+
+if idempotency_header ~= "" or #api_keys > 1 then
+  request = function()
+    sequence = sequence + 1
+    local headers = {}
+    for name, value in pairs(wrk.headers) do
+      headers[name] = value
+    end
+    if #api_keys > 1 then
+      headers["X-API-Key"] = api_keys[sequence % #api_keys + 1]
+    end
+    if idempotency_header ~= "" then
+      headers[idempotency_header] = run_id .. "-" .. tostring(thread_id) .. "-" .. tostring(sequence)
+    end
+    return wrk.format(nil, nil, headers, nil)
+  end
+end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH_JSON {"requests":%d,"duration_us":%d,"bytes":%d,' ..
+    '"p50_us":%d,"p90_us":%d,"p99_us":%d,"max_us":%d,"mean_us":%.1f,' ..
+    '"connect_errors":%d,"read_errors":%d,"write_errors":%d,"non_2xx":%d,"timeouts":%d}\n',
+    summary.requests, summary.duration, summary.bytes,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max,
+    latency.mean,
+    e.connect, e.read, e.write, e.status, e.timeout))
+end
