@@ -75,6 +75,8 @@ class Config:
     ALIPAY_PUBLIC_KEY = os.environ.get("ALIPAY_PUBLIC_KEY")
     ALIPAY_GATEWAY = os.environ.get("ALIPAY_GATEWAY")
     ALIPAY_SIGN_TYPE = os.environ.get("ALIPAY_SIGN_TYPE", "RSA2")
+    # The merchant's PID (2088…): when set, notifies and queries must name this seller.
+    ALIPAY_SELLER_ID = os.environ.get("ALIPAY_SELLER_ID")
     PAYMENT_NOTIFY_MAX_AGE_SECONDS = 300  # older signed notifies are refused (replays)
     PAYMENT_HTTP_TIMEOUT_SECONDS = 10
     # The sandbox retries a notify that was not acknowledged after these many seconds.

@@ -446,3 +446,37 @@ def test_limits_follow_the_period_end_before_the_job_runs(app):
         assert refused.value.error == "feature_not_in_plan"
         assert record_usage(organization_id, UsageKind.IMAGE, now=sh(2026, 9, 15)).limit == 50000
         assert record_usage(organization_id, UsageKind.MESSAGE, now=sh(2026, 10, 2)).limit == 1000
+
+
+def test_a_credit_is_spent_once_even_when_two_credited_orders_are_paid(app, caplog):
+    """Two upgrades priced against the same Pro period, both paid: the first is applied;
+    the second is paid (the money arrived) but not applied, for a person to refund."""
+    with app.app_context():
+        owner = new_member()
+        organization_id = owner.organization_id
+        put_on_plan(organization_id, "pro", sh(2026, 9, 1), sh(2027, 9, 1))
+        now = sh(2026, 10, 1)
+        first = services.create_order(owner, "enterprise", 12, now)
+        second = services.create_order(owner, "enterprise", 12, now)
+        assert first.credit_fen == second.credit_fen > 0
+        assert services.fulfil_order(first.id, now=now)
+        after_first = subscription_state(organization_id)
+        assert services.fulfil_order(second.id, now=now)
+        assert subscription_state(organization_id) == after_first
+        assert db.session.get(Order, second.id).status == OrderStatus.PAID
+        assert second.out_trade_no in caplog.text
+
+
+def test_parallel_zero_amount_upgrades_apply_the_credit_once(app):
+    """Quotes are serialised by a lock: after a ¥0 upgrade the next quote is a renewal
+    at full price, not a second free upgrade."""
+    with app.app_context():
+        owner = new_member()
+        organization_id = owner.organization_id
+        put_on_plan(organization_id, "pro", sh(2026, 9, 1), sh(2027, 9, 1))
+        now = sh(2026, 9, 2)
+        free = services.create_order(owner, "enterprise", 1, now)
+        assert (free.amount_fen, free.status) == (0, OrderStatus.PAID)
+        next_one = services.create_order(owner, "enterprise", 1, now)
+        assert next_one.kind == OrderKind.RENEWAL
+        assert (next_one.amount_fen, next_one.status) == (99900, OrderStatus.PENDING)

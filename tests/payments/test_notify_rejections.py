@@ -231,6 +231,14 @@ ALIPAY_CASES = [
         about_order=True,
     ),
     Case(
+        "another merchant's seller_id",
+        _alipay(fields={"seller_id": "2088999999999999"}),
+        400,
+        "seller_id does not match",
+        verified=True,
+        about_order=True,
+    ),
+    Case(
         "unknown out_trade_no",
         lambda _otn, unknown, keys: _alipay()(unknown, unknown, keys),
         400,

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -35,6 +36,8 @@ from webapp.db import utcnow
 from webapp.errors import AppError, Conflict, NotFound
 from webapp.extensions import db
 from webapp.orgs.models import Organization, OrganizationMember
+
+log = logging.getLogger(__name__)
 
 FREE_PLAN_CODE = "free"
 MAX_MONTHS_PER_ORDER = 12
@@ -180,7 +183,9 @@ def create_order(
     plan = plan_by_code(plan_code)
     if not plan.is_public:
         raise NotFound(_("No such plan: %(code)s.", code=plan_code), error="plan_not_found")
-    priced = quote(subscription_of(actor.organization_id), plan, months, now)
+    # Locked: quotes for one organization are made one at a time, so a credit is priced
+    # against the subscription as it really is (and a ¥0 order is applied before the next).
+    priced = quote(subscription_of(actor.organization_id, lock=True), plan, months, now)
     order = Order(
         organization_id=actor.organization_id,
         plan=plan,
@@ -193,6 +198,7 @@ def create_order(
         status=OrderStatus.PENDING,
         out_trade_no=new_out_trade_no(now),
         created_by_id=actor.user_id,
+        created_at=now,  # the moment the credit was priced at (see _credit_still_applies)
         expires_at=now + timedelta(minutes=current_app.config["ORDER_TTL_MINUTES"]),
     )
     db.session.add(order)
@@ -257,7 +263,18 @@ def fulfil_order(
         return False
     now = now or utcnow()
     subscription = subscription_of(order.organization_id, lock=True)
-    _apply_order(subscription, order, now)
+    if _credit_still_applies(subscription, order):
+        _apply_order(subscription, order, now)
+    else:
+        # The money arrived, so the order is paid; but the credit it was priced with was
+        # for a period that has changed since (another order came first). Applying it
+        # would spend that credit twice: leave the subscription for a person to settle.
+        log.error(
+            "order %s paid but not applied: its credit of %s fen no longer matches the "
+            "subscription; refund or apply it by hand",
+            order.out_trade_no,
+            order.credit_fen,
+        )
     order.status = OrderStatus.PAID
     order.paid_at = order.paid_at or now
     order.fulfilled_at = now
@@ -266,6 +283,15 @@ def fulfil_order(
     order.provider_trade_no = provider_trade_no or order.provider_trade_no
     db.session.flush()
     return True
+
+
+def _credit_still_applies(subscription: Subscription, order: Order) -> bool:
+    """An order without credit is worth its list price in any state; one with credit only
+    against the subscription it was priced on (re-pricing it then gives the same)."""
+    if order.credit_fen == 0:
+        return True
+    priced = quote(subscription, order.plan, order.months, order.created_at)
+    return priced.kind == order.kind and priced.credit_fen == order.credit_fen
 
 
 def _apply_order(subscription: Subscription, order: Order, now: datetime) -> None:

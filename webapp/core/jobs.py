@@ -73,14 +73,18 @@ def enqueue_after_commit(func: Callable[..., Any], *args: Any, **kwargs: Any) ->
 
 
 def _run_pending_jobs(session: Session) -> None:
+    """After the commit: nothing may fail the request now, so every job is on its own."""
     for func, args, kwargs in session.info.pop(PENDING_JOBS, []):
         try:
-            enqueue(func, *args, **kwargs)
-        except RedisError:
-            # The transaction is committed: degrade to doing the work here, not a 500.
-            log.exception("Redis unreachable; running %s in-process", func.__name__)
-            with current_app.app_context():
-                func(*args, **kwargs)
+            try:
+                enqueue(func, *args, **kwargs)
+            except RedisError:
+                # Degrade to doing the work here rather than losing it.
+                log.exception("Redis unreachable; running %s in-process", func.__name__)
+                with current_app.app_context():
+                    func(*args, **kwargs)
+        except Exception:
+            log.exception("job %s failed after the commit", func.__name__)
 
 
 def _drop_pending_jobs(session: Session, previous_transaction: SessionTransaction) -> None:

@@ -29,6 +29,7 @@ class AlipayTrade:
     app_id: str
     total_amount: str  # yuan, as a decimal string: compared exactly with amount_fen
     trade_no: str | None
+    seller_id: str | None
     raw: dict[str, Any]
 
     @property
@@ -121,6 +122,7 @@ def _trade(data: dict[str, Any]) -> AlipayTrade:
         app_id=str(data.get("app_id") or data.get("auth_app_id") or ""),
         total_amount=str(data.get("total_amount", "")),
         trade_no=data.get("trade_no"),
+        seller_id=data.get("seller_id"),
         raw=data,
     )
 

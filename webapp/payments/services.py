@@ -173,9 +173,14 @@ def _mismatch_wechat(order: Order, trade: wechat.WechatTrade) -> str | None:
 
 
 def _mismatch_alipay(order: Order, trade: alipay.AlipayTrade, *, notify: bool) -> str | None:
+    settings = alipay_settings()
     # Notifies always carry app_id; query answers do not.
-    if (notify or trade.app_id) and trade.app_id != alipay_settings().appid:
+    if (notify or trade.app_id) and trade.app_id != settings.appid:
         return "app_id does not match"
+    if settings.seller_id and trade.seller_id and trade.seller_id != settings.seller_id:
+        return "seller_id does not match"
+    if notify and settings.seller_id and not trade.seller_id:
+        return "seller_id missing"
     if trade.out_trade_no != order.out_trade_no:
         return "out_trade_no does not match"
     if trade.is_paid and alipay.fen(trade.total_amount) != order.amount_fen:

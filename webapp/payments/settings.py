@@ -20,6 +20,7 @@ SANDBOX_PREFIX = "/sandbox"
 WECHAT_SANDBOX_PATH = SANDBOX_PREFIX + "/wechatpay"
 ALIPAY_SANDBOX_PATH = SANDBOX_PREFIX + "/alipay/gateway.do"
 ALIPAY_LIVE_GATEWAY = "https://openapi.alipay.com/gateway.do"
+SANDBOX_SELLER_ID = "2088721000000001"  # the sandbox merchant's PID
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class AlipaySettings:
     sign_type: str
     gateway: str
     notify_url: str
+    seller_id: str | None  # checked on every notify and query when known
 
 
 def is_sandbox() -> bool:
@@ -117,4 +119,5 @@ def alipay_settings() -> AlipaySettings:
         gateway=config.get("ALIPAY_GATEWAY")
         or (base_url + ALIPAY_SANDBOX_PATH if keys else ALIPAY_LIVE_GATEWAY),
         notify_url=base_url + "/api/v1/payments/alipay/notify",
+        seller_id=config.get("ALIPAY_SELLER_ID") or (SANDBOX_SELLER_ID if keys else None),
     )

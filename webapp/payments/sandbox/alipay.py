@@ -41,11 +41,10 @@ from webapp.payments.sandbox.common import (
 from webapp.payments.sandbox.crypto import random_digits, rsa_sign, rsa_verify
 from webapp.payments.sandbox.keys import SandboxKeys
 from webapp.payments.sandbox.store import AlipayTradeRecord, Store
-from webapp.payments.settings import SANDBOX_PREFIX
+from webapp.payments.settings import SANDBOX_PREFIX, SANDBOX_SELLER_ID
 
 bp = Blueprint("alipay", __name__, url_prefix="/alipay")
 
-SELLER_ID = "2088721000000001"
 PAGE_PAY = "alipay.trade.page.pay"
 OUT_TRADE_NO = re.compile(r"^[0-9A-Za-z_\-]{1,64}$")
 AMOUNT = re.compile(r"^\d{1,9}(\.\d{1,2})?$")
@@ -496,7 +495,7 @@ def return_params(keys: SandboxKeys, record: AlipayTradeRecord) -> dict[str, str
         "version": "1.0",
         "app_id": record.app_id,
         "sign_type": "RSA2",
-        "seller_id": SELLER_ID,
+        "seller_id": SANDBOX_SELLER_ID,
         "timestamp": alipay_time(now()),
     }
     return sign_params(params, keys.alipay_private_key)
@@ -578,7 +577,7 @@ def notify_fields(record: AlipayTradeRecord) -> dict[str, str]:
         "buyer_pay_amount": total,
         "app_id": record.app_id,
         "sign_type": "RSA2",
-        "seller_id": SELLER_ID,
+        "seller_id": SANDBOX_SELLER_ID,
     }
 
 
