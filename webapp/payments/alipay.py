@@ -31,10 +31,15 @@ class AlipayTrade:
     trade_no: str | None
     seller_id: str | None
     raw: dict[str, Any]
+    notified: bool = False  # from a verified notify (which always names app and seller)
 
     @property
     def is_paid(self) -> bool:
         return self.trade_status in PAID_STATES
+
+    @property
+    def provider_trade_no(self) -> str | None:
+        return self.trade_no
 
 
 def yuan(amount_fen: int) -> str:
@@ -115,7 +120,7 @@ def close(out_trade_no: str) -> None:
         raise ProviderError(f"Alipay close failed: {result.get('sub_msg') or result.get('msg')}")
 
 
-def _trade(data: dict[str, Any]) -> AlipayTrade:
+def _trade(data: dict[str, Any], *, notified: bool = False) -> AlipayTrade:
     return AlipayTrade(
         out_trade_no=str(data.get("out_trade_no", "")),
         trade_status=str(data.get("trade_status", "")),
@@ -124,6 +129,7 @@ def _trade(data: dict[str, Any]) -> AlipayTrade:
         trade_no=data.get("trade_no"),
         seller_id=data.get("seller_id"),
         raw=data,
+        notified=notified,
     )
 
 
@@ -139,4 +145,4 @@ def verify_notify(form: dict[str, str]) -> AlipayTrade:
         raise NotifyRejected(f"unverifiable notify: {exc}") from None
     if not verified:
         raise NotifyRejected("bad signature")
-    return _trade(form)
+    return _trade(form, notified=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -37,6 +38,8 @@ log = logging.getLogger(__name__)
 
 # After a provider order is created, ask the provider on this schedule until paid or expired.
 POLL_DELAYS = (5, 15, 30, 60, 120, 300, 600)
+
+Trade = wechat.WechatTrade | alipay.AlipayTrade
 
 
 def record_event(
@@ -172,9 +175,9 @@ def _mismatch_wechat(order: Order, trade: wechat.WechatTrade) -> str | None:
     return None
 
 
-def _mismatch_alipay(order: Order, trade: alipay.AlipayTrade, *, notify: bool) -> str | None:
+def _mismatch_alipay(order: Order, trade: alipay.AlipayTrade) -> str | None:
     settings = alipay_settings()
-    # Notifies always carry app_id; query answers do not.
+    notify = trade.notified  # notifies always carry app_id and seller_id; queries may not
     if (notify or trade.app_id) and trade.app_id != settings.appid:
         return "app_id does not match"
     if settings.seller_id and trade.seller_id and trade.seller_id != settings.seller_id:
@@ -188,15 +191,18 @@ def _mismatch_alipay(order: Order, trade: alipay.AlipayTrade, *, notify: bool) -
     return None
 
 
-def _settle(
-    order: Order, channel: str, paid: bool, trade_no: str | None, mismatch: str | None
-) -> Verdict:
+def _settle(order: Order, channel: str, trade: Trade) -> Verdict:
     """Fulfil a verified, consistent, paid trade; the order row is locked by the caller."""
+    mismatch = (
+        _mismatch_wechat(order, trade)
+        if isinstance(trade, wechat.WechatTrade)
+        else _mismatch_alipay(order, trade)
+    )
     if mismatch is not None:
         return Verdict(False, "rejected", mismatch)
-    if not paid:
+    if not trade.is_paid:
         return Verdict(True, "unpaid")
-    fulfilled = fulfil_order(order.id, channel=channel, provider_trade_no=trade_no)
+    fulfilled = fulfil_order(order.id, channel=channel, provider_trade_no=trade.provider_trade_no)
     if fulfilled:
         enqueue_after_commit(close_other_provider_orders, order.id, channel)
     return Verdict(True, "fulfilled" if fulfilled else "already_fulfilled")
@@ -211,57 +217,20 @@ def _order_by_trade_no(out_trade_no: str) -> Order | None:
     )
 
 
-def handle_wechat_notify(headers: dict[str, str], body: str) -> Verdict:
+def _handle_notify(channel: str, raw: str, verify: Callable[[], Trade]) -> Verdict:
     try:
-        trade = wechat.verify_notify(headers, body)
+        trade = verify()
     except NotifyRejected as exc:
-        record_event(Channel.WECHAT, "notify", "rejected", reason=exc.reason, raw=body)
+        record_event(channel, "notify", "rejected", reason=exc.reason, raw=raw)
         return Verdict(False, "rejected", exc.reason)
     order = _order_by_trade_no(trade.out_trade_no)
-    if order is None:
-        verdict = Verdict(False, "rejected", "unknown out_trade_no")
-    else:
-        verdict = _settle(
-            order,
-            Channel.WECHAT,
-            trade.is_paid,
-            trade.transaction_id,
-            _mismatch_wechat(order, trade),
-        )
-    record_event(
-        Channel.WECHAT,
-        "notify",
-        verdict.outcome,
-        order=order,
-        out_trade_no=trade.out_trade_no,
-        verified=True,
-        reason=verdict.reason,
-        raw=body,
-        details=trade.raw,
+    verdict = (
+        Verdict(False, "rejected", "unknown out_trade_no")
+        if order is None
+        else _settle(order, channel, trade)
     )
-    return verdict
-
-
-def handle_alipay_notify(form: dict[str, str]) -> Verdict:
-    raw = json.dumps(form, ensure_ascii=False, sort_keys=True)
-    try:
-        trade = alipay.verify_notify(form)
-    except NotifyRejected as exc:
-        record_event(Channel.ALIPAY, "notify", "rejected", reason=exc.reason, raw=raw)
-        return Verdict(False, "rejected", exc.reason)
-    order = _order_by_trade_no(trade.out_trade_no)
-    if order is None:
-        verdict = Verdict(False, "rejected", "unknown out_trade_no")
-    else:
-        verdict = _settle(
-            order,
-            Channel.ALIPAY,
-            trade.is_paid,
-            trade.trade_no,
-            _mismatch_alipay(order, trade, notify=True),
-        )
     record_event(
-        Channel.ALIPAY,
+        channel,
         "notify",
         verdict.outcome,
         order=order,
@@ -269,8 +238,18 @@ def handle_alipay_notify(form: dict[str, str]) -> Verdict:
         verified=True,
         reason=verdict.reason,
         raw=raw,
+        details=trade.raw,
     )
     return verdict
+
+
+def handle_wechat_notify(headers: dict[str, str], body: str) -> Verdict:
+    return _handle_notify(Channel.WECHAT, body, lambda: wechat.verify_notify(headers, body))
+
+
+def handle_alipay_notify(form: dict[str, str]) -> Verdict:
+    raw = json.dumps(form, ensure_ascii=False, sort_keys=True)
+    return _handle_notify(Channel.ALIPAY, raw, lambda: alipay.verify_notify(form))
 
 
 # --- asking the provider ------------------------------------------------------------
@@ -299,32 +278,14 @@ def refresh_order(order_id: int) -> Order:
 
 
 def _query_and_settle(order: Order, channel: str) -> Verdict:
-    if channel == Channel.WECHAT:
-        wechat_trade = wechat.query(order.out_trade_no)
-        if wechat_trade is None:
-            verdict = Verdict(True, "unknown_at_provider")
-        else:
-            verdict = _settle(
-                order,
-                channel,
-                wechat_trade.is_paid,
-                wechat_trade.transaction_id,
-                _mismatch_wechat(order, wechat_trade),
-            )
-        details = wechat_trade.raw if wechat_trade else None
-    else:
-        alipay_trade = alipay.query(order.out_trade_no)
-        if alipay_trade is None:
-            verdict = Verdict(True, "unknown_at_provider")
-        else:
-            verdict = _settle(
-                order,
-                channel,
-                alipay_trade.is_paid,
-                alipay_trade.trade_no,
-                _mismatch_alipay(order, alipay_trade, notify=False),
-            )
-        details = alipay_trade.raw if alipay_trade else None
+    trade: Trade | None = (
+        wechat.query(order.out_trade_no)
+        if channel == Channel.WECHAT
+        else alipay.query(order.out_trade_no)
+    )
+    verdict = (
+        Verdict(True, "unknown_at_provider") if trade is None else _settle(order, channel, trade)
+    )
     record_event(
         channel,
         "query",
@@ -332,7 +293,7 @@ def _query_and_settle(order: Order, channel: str) -> Verdict:
         order=order,
         verified=True,
         reason=verdict.reason,
-        details=details,
+        details=trade.raw if trade else None,
     )
     return verdict
 

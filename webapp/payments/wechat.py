@@ -52,6 +52,10 @@ class WechatTrade:
     def is_paid(self) -> bool:
         return self.trade_state == "SUCCESS"
 
+    @property
+    def provider_trade_no(self) -> str | None:
+        return self.transaction_id
+
 
 def _install_sandbox_certificate(settings: WechatSettings) -> None:
     """Certificate mode in the sandbox: the platform certificate, as an operator would
