@@ -169,3 +169,32 @@ def test_jobs_run_in_process_when_redis_is_down(app, monkeypatch):
         send_mail("ops@example.com", "subject", "body")
         db.session.commit()
     assert [message.recipients for message in outbox] == [["ops@example.com"]]
+
+
+def test_the_api_answers_browsers_only_from_cors_origins():
+    app = create_app("testing", CORS_ORIGINS=["https://shop.example.com"])
+    client = app.test_client()
+    preflight = {
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "X-API-Key, Content-Type",
+    }
+    allowed = client.options(
+        "/api/v1/usage/record", headers={"Origin": "https://shop.example.com", **preflight}
+    )
+    assert allowed.headers["Access-Control-Allow-Origin"] == "https://shop.example.com"
+    assert "x-api-key" in allowed.headers["Access-Control-Allow-Headers"].lower()
+    assert "Access-Control-Allow-Credentials" not in allowed.headers
+    other = client.options(
+        "/api/v1/usage/record", headers={"Origin": "https://evil.example.com", **preflight}
+    )
+    assert "Access-Control-Allow-Origin" not in other.headers
+    portal = client.get("/login", headers={"Origin": "https://shop.example.com"})
+    assert "Access-Control-Allow-Origin" not in portal.headers
+
+
+def test_without_cors_origins_no_browser_origin_is_allowed(client):
+    response = client.options(
+        "/api/v1/usage/record",
+        headers={"Origin": "https://shop.example.com", "Access-Control-Request-Method": "POST"},
+    )
+    assert "Access-Control-Allow-Origin" not in response.headers

@@ -9,6 +9,22 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from webapp.config import INSTANCE_DIR, config_for
 
+CORS_REQUEST_HEADERS = [
+    "Authorization",
+    "Content-Type",
+    "X-API-Key",
+    "X-Organization-ID",
+    "Idempotency-Key",
+]
+CORS_RESPONSE_HEADERS = [
+    "X-Pagination",
+    "X-Quota-Limit",
+    "X-Quota-Remaining",
+    "X-Quota-Reset",
+    "Idempotent-Replayed",
+    "Retry-After",
+]
+
 
 def create_app(app_env: str | None = None, **overrides: Any) -> Flask:
     app = Flask(__name__, instance_path=str(INSTANCE_DIR))
@@ -40,7 +56,7 @@ def register_extensions(app: Flask) -> None:
     from webapp.auth.views import register_login_manager
     from webapp.core.i18n import register_i18n
     from webapp.core.jobs import register_jobs
-    from webapp.extensions import api, bootstrap, csrf, db, jwt, limiter, mail, migrate
+    from webapp.extensions import api, bootstrap, cors, csrf, db, jwt, limiter, mail, migrate
 
     INSTANCE_DIR.mkdir(exist_ok=True)
     db.init_app(app)
@@ -50,6 +66,15 @@ def register_extensions(app: Flask) -> None:
     limiter.init_app(app)
     mail.init_app(app)
     bootstrap.init_app(app)
+    # Browsers may call the API (never the portal) from CORS_ORIGINS. Credentials travel
+    # as headers (Bearer, X-API-Key), never cookies, so none are allowed cross-site.
+    cors.init_app(
+        app,
+        resources={r"/api/*": {"origins": app.config["CORS_ORIGINS"]}},
+        allow_headers=CORS_REQUEST_HEADERS,
+        expose_headers=CORS_RESPONSE_HEADERS,
+        max_age=600,
+    )
     api.init_app(app)
     register_i18n(app)
     register_jobs(app)

@@ -2,6 +2,7 @@
 
 from flask_babel import Babel
 from flask_bootstrap import Bootstrap5
+from flask_cors import CORS
 from flask_jwt_extended import JWTManager
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -24,3 +25,4 @@ limiter = Limiter(key_func=get_remote_address)
 babel = Babel()
 mail = Mail()
 bootstrap = Bootstrap5()
+cors = CORS()
