@@ -352,28 +352,26 @@ def _query_mchid_problem(call: Call) -> Response | None:
     return None
 
 
-@bp.get("/v3/pay/transactions/out-trade-no/<out_trade_no>")
-@gateway_api
-def query_by_out_trade_no(call: Call, out_trade_no: str) -> Response:
+def _answer_query(call: Call, find: Callable[[], WechatTradeRecord | None]) -> Response:
     problem = _query_mchid_problem(call)
     if problem is not None:
         return problem
-    record = call.store.wechat_trade(out_trade_no)
+    record = find()
     if record is None:
         return call.error(404, "ORDER_NOT_EXIST", "订单不存在")
     return call.respond(200, transaction_json(record))
+
+
+@bp.get("/v3/pay/transactions/out-trade-no/<out_trade_no>")
+@gateway_api
+def query_by_out_trade_no(call: Call, out_trade_no: str) -> Response:
+    return _answer_query(call, lambda: call.store.wechat_trade(out_trade_no))
 
 
 @bp.get("/v3/pay/transactions/id/<transaction_id>")
 @gateway_api
 def query_by_transaction_id(call: Call, transaction_id: str) -> Response:
-    problem = _query_mchid_problem(call)
-    if problem is not None:
-        return problem
-    record = call.store.wechat_trade_by_transaction_id(transaction_id)
-    if record is None:
-        return call.error(404, "ORDER_NOT_EXIST", "订单不存在")
-    return call.respond(200, transaction_json(record))
+    return _answer_query(call, lambda: call.store.wechat_trade_by_transaction_id(transaction_id))
 
 
 @bp.post("/v3/pay/transactions/out-trade-no/<out_trade_no>/close")
