@@ -89,8 +89,10 @@ def register_blueprints(app: Flask) -> None:
     from webapp.billing import views as billing_views
     from webapp.bots import api as bots_api
     from webapp.bots import views as bots_views
+    from webapp.conversations import api as conversations_api
     from webapp.core import views as core_views
     from webapp.extensions import api, csrf
+    from webapp.kb import api as kb_api
     from webapp.orgs import api as orgs_api
     from webapp.orgs import views as orgs_views
     from webapp.payments import api as payments_api
@@ -109,7 +111,17 @@ def register_blueprints(app: Flask) -> None:
     )
     for module in portal:
         app.register_blueprint(module.bp)
-    for api_module in (auth_api, orgs_api, billing_api, payments_api, bots_api, usage_api):
+    api_modules = (
+        auth_api,
+        orgs_api,
+        billing_api,
+        payments_api,
+        bots_api,
+        usage_api,
+        kb_api,
+        conversations_api,
+    )
+    for api_module in api_modules:
         csrf.exempt(api_module.blp)
         api.register_blueprint(api_module.blp)
     if app.config["PAYMENTS_MODE"] == "sandbox":  # never in production (config refuses it)

@@ -7,8 +7,10 @@ variable; `create_app` applies those last.
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 from dotenv import load_dotenv
@@ -53,7 +55,11 @@ class Config:
     SQLALCHEMY_DATABASE_URI = database_url(
         os.environ.get("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'saas.db'}")
     )
-    SQLALCHEMY_ENGINE_OPTIONS: dict[str, object] = {"pool_pre_ping": True}
+    # JSON columns keep Chinese as is (not \uXXXX escapes), so searches can match inside them.
+    SQLALCHEMY_ENGINE_OPTIONS: dict[str, object] = {
+        "pool_pre_ping": True,
+        "json_serializer": partial(json.dumps, ensure_ascii=False),
+    }
     REDIS_URL = os.environ.get("REDIS_URL", "")
     BASE_URL = os.environ.get("BASE_URL", "http://127.0.0.1:8000").rstrip("/")
     PAYMENTS_MODE = os.environ.get("PAYMENTS_MODE", "sandbox")

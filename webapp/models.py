@@ -3,15 +3,21 @@
 from webapp.auth.models import AuthSession, User
 from webapp.billing.models import Order, Plan, SentNotice, Subscription
 from webapp.bots.models import ApiKey, Bot
+from webapp.conversations.models import Attachment, Conversation, Message
+from webapp.kb.models import FaqEntry
 from webapp.orgs.models import Invitation, Organization, OrganizationMember
 from webapp.payments.models import PaymentEvent, ProviderOrder
 from webapp.usage.models import UsageCounter, UsageDaily, UsageRecord
 
 __all__ = [
     "ApiKey",
+    "Attachment",
     "AuthSession",
     "Bot",
+    "Conversation",
+    "FaqEntry",
     "Invitation",
+    "Message",
     "Order",
     "Organization",
     "OrganizationMember",

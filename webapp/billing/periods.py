@@ -9,7 +9,7 @@ the 31st whenever the month has one.
 from __future__ import annotations
 
 import calendar
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -41,3 +41,9 @@ def unused_credit_fen(paid_fen: int, start: datetime, end: datetime, now: dateti
     total = (end - start) // MICROSECOND
     remaining = (end - max(now, start)) // MICROSECOND
     return min(paid_fen, -(-paid_fen * remaining // total))  # exact integer ceiling
+
+
+def day_bounds(day: date) -> tuple[datetime, datetime]:
+    """The start of a Shanghai calendar day and of the next one, in UTC."""
+    start = datetime.combine(day, time.min, SHANGHAI)
+    return start.astimezone(UTC), (start + timedelta(days=1)).astimezone(UTC)

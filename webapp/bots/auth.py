@@ -19,7 +19,7 @@ from flask_jwt_extended import get_current_user, verify_jwt_in_request
 
 from webapp.auth.models import User
 from webapp.bots.services import KeyIdentity, authenticate_api_key, looks_like_api_key
-from webapp.errors import AppError, Unauthorized
+from webapp.errors import AppError, Forbidden, Unauthorized
 from webapp.extensions import db
 from webapp.orgs.models import OrganizationMember
 from webapp.orgs.services import membership_for, memberships_of
@@ -45,6 +45,15 @@ class Caller:
 def current_caller() -> Caller:
     caller: Caller = g.caller
     return caller
+
+
+def acting_bot(caller: Caller, requested: int | None) -> int | None:
+    """The bot a call is for: the one asked for, or the one the API key is bound to."""
+    if caller.bot_id is None:
+        return requested
+    if requested is not None and requested != caller.bot_id:
+        raise Forbidden(_("This API key is bound to another bot."), error="bot_mismatch")
+    return caller.bot_id
 
 
 def person_membership() -> OrganizationMember:

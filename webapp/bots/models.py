@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -10,6 +11,17 @@ from webapp.db import Base, TimestampMixin, UTCDateTime, utcnow
 BOT_NAME_MAX_LENGTH = 100
 BOT_TEXT_MAX_LENGTH = 500
 API_KEY_NAME_MAX_LENGTH = 100
+PUBLISHABLE_KEY_PREFIX = "pk"
+DEFAULT_ANSWER_THRESHOLD = 0.5
+WIDGET_TITLE_MAX_LENGTH = 60
+LOGO_URL_MAX_LENGTH = 500
+DEFAULT_WIDGET_COLOR = "#1677ff"
+MAX_ALLOWED_ORIGINS = 20
+
+
+def new_publishable_key() -> str:
+    """The widget's key: public by design (it sits in the embedding page), so stored as is."""
+    return f"{PUBLISHABLE_KEY_PREFIX}_{secrets.token_urlsafe(18)}"
 
 
 class Bot(TimestampMixin, Base):
@@ -23,6 +35,22 @@ class Bot(TimestampMixin, Base):
     description: orm.Mapped[str] = orm.mapped_column(sa.String(BOT_TEXT_MAX_LENGTH), default="")
     greeting: orm.Mapped[str] = orm.mapped_column(sa.String(BOT_TEXT_MAX_LENGTH), default="")
     is_enabled: orm.Mapped[bool] = orm.mapped_column(default=True)
+    # Answering: below this confidence the bot says `fallback_text` and asks for a person.
+    answer_threshold: orm.Mapped[float] = orm.mapped_column(default=DEFAULT_ANSWER_THRESHOLD)
+    fallback_text: orm.Mapped[str] = orm.mapped_column(sa.String(BOT_TEXT_MAX_LENGTH), default="")
+    # Bumped by every change to the bot's FAQ: answer indexes rebuild when it moves.
+    knowledge_version: orm.Mapped[int] = orm.mapped_column(default=0)
+    # The web widget: its key, the sites allowed to embed it, and its branding.
+    publishable_key: orm.Mapped[str] = orm.mapped_column(
+        sa.String(40), unique=True, default=new_publishable_key
+    )
+    allowed_origins: orm.Mapped[list[str]] = orm.mapped_column(sa.JSON, default=list)
+    widget_title: orm.Mapped[str] = orm.mapped_column(
+        sa.String(WIDGET_TITLE_MAX_LENGTH), default=""
+    )
+    widget_color: orm.Mapped[str] = orm.mapped_column(sa.String(7), default=DEFAULT_WIDGET_COLOR)
+    widget_logo_url: orm.Mapped[str] = orm.mapped_column(sa.String(LOGO_URL_MAX_LENGTH), default="")
+    show_powered_by: orm.Mapped[bool] = orm.mapped_column(default=True)
 
 
 class ApiKey(Base):

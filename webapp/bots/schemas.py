@@ -1,6 +1,13 @@
 from marshmallow import Schema, fields, validate
 
-from webapp.bots.models import API_KEY_NAME_MAX_LENGTH, BOT_NAME_MAX_LENGTH, BOT_TEXT_MAX_LENGTH
+from webapp.bots.models import (
+    API_KEY_NAME_MAX_LENGTH,
+    BOT_NAME_MAX_LENGTH,
+    BOT_TEXT_MAX_LENGTH,
+    LOGO_URL_MAX_LENGTH,
+    MAX_ALLOWED_ORIGINS,
+    WIDGET_TITLE_MAX_LENGTH,
+)
 from webapp.core.validation import Text
 
 MAX_ID = 2**31 - 1  # the id columns are 32-bit integers
@@ -25,6 +32,35 @@ class BotUpdateSchema(Schema):
     is_enabled = fields.Boolean(
         metadata={"description": "A disabled bot keeps its settings and keys but is not served"}
     )
+    answer_threshold = fields.Float(
+        validate=validate.Range(min=0, max=1),
+        allow_nan=False,
+        metadata={"description": "Below this confidence the bot falls back to a person"},
+    )
+    fallback_text = Text(
+        validate=validate.Length(max=BOT_TEXT_MAX_LENGTH),
+        metadata={"description": "What the bot says when it cannot answer; empty: the default"},
+    )
+    allowed_origins = fields.List(
+        Text(validate=validate.Length(min=1, max=LOGO_URL_MAX_LENGTH)),
+        validate=validate.Length(max=MAX_ALLOWED_ORIGINS),
+        metadata={"description": "Sites that may embed the web widget, e.g. https://shop.example"},
+    )
+    widget_title = Text(
+        validate=validate.Length(max=WIDGET_TITLE_MAX_LENGTH),
+        metadata={"description": "Branding (plans with it): the widget's name"},
+    )
+    widget_color = fields.String(
+        validate=validate.Regexp(r"^#[0-9a-fA-F]{6}$"),
+        metadata={"description": "Branding: the widget's colour, #rrggbb"},
+    )
+    widget_logo_url = Text(
+        validate=validate.Length(max=LOGO_URL_MAX_LENGTH),
+        metadata={"description": "Branding: an https URL of the logo; empty for none"},
+    )
+    show_powered_by = fields.Boolean(
+        metadata={"description": "Branding: false removes the powered-by line"}
+    )
 
 
 class BotSchema(Schema):
@@ -33,6 +69,17 @@ class BotSchema(Schema):
     description = fields.String()
     greeting = fields.String()
     is_enabled = fields.Boolean()
+    answer_threshold = fields.Float()
+    fallback_text = fields.String()
+    publishable_key = fields.String(
+        metadata={"description": "The web widget's key (public: it sits in your pages)"}
+    )
+    allowed_origins = fields.List(fields.String())
+    widget_title = fields.String()
+    widget_color = fields.String()
+    widget_logo_url = fields.String()
+    show_powered_by = fields.Boolean()
+    knowledge_version = fields.Integer()
     created_at = fields.AwareDateTime()
     updated_at = fields.AwareDateTime()
 

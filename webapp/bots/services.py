@@ -11,12 +11,13 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from flask_babel import gettext as _
 
 from webapp.billing.services import plan_of
-from webapp.bots.models import ApiKey, Bot
+from webapp.bots.models import MAX_ALLOWED_ORIGINS, ApiKey, Bot, new_publishable_key
 from webapp.core.security import token_digest
 from webapp.db import UTCDateTime, utcnow
 from webapp.errors import AppError, Forbidden, NotFound, Unauthorized
@@ -91,17 +92,86 @@ def _required_name(name: str) -> str:
     return name
 
 
+BRANDING_FIELDS = ("widget_title", "widget_color", "widget_logo_url", "show_powered_by")
+
+
 def update_bot(actor: OrganizationMember, bot_id: int, **changes: object) -> Bot:
-    """Rename or configure (name, description, greeting, is_enabled)."""
+    """Rename or configure: name, texts, answering, widget origins and (plans with
+    `branding`) the widget's branding. Only the fields given change."""
     actor.require_manager()
     bot = bot_of(actor.organization_id, bot_id)
-    for field in ("description", "greeting"):
+    if any(field in changes for field in BRANDING_FIELDS) and not plan_of(
+        actor.organization_id
+    ).has_feature("branding"):
+        raise Forbidden(
+            _("Custom branding is not in your plan; upgrade to use it."),
+            error="feature_not_in_plan",
+        )
+    for field in ("description", "greeting", "fallback_text", "widget_title"):
         if isinstance(value := changes.get(field), str):
             setattr(bot, field, value.strip())
     if isinstance(name := changes.get("name"), str):
         bot.name = _required_name(name)
-    if isinstance(enabled := changes.get("is_enabled"), bool):
-        bot.is_enabled = enabled
+    for flag in ("is_enabled", "show_powered_by"):
+        if isinstance(value := changes.get(flag), bool):
+            setattr(bot, flag, value)
+    if isinstance(threshold := changes.get("answer_threshold"), float | int):
+        if not 0 <= threshold <= 1:
+            raise AppError(_("The threshold is from 0 to 1."), error="validation_error", status=422)
+        bot.answer_threshold = float(threshold)
+    if isinstance(color := changes.get("widget_color"), str):
+        bot.widget_color = color.lower()
+    if isinstance(logo := changes.get("widget_logo_url"), str):
+        bot.widget_logo_url = _logo_url(logo)
+    if isinstance(origins := changes.get("allowed_origins"), list):
+        bot.allowed_origins = normalized_origins(origins)
+    return bot
+
+
+def _logo_url(url: str) -> str:
+    url = url.strip()
+    parts = urlsplit(url)
+    if url and (parts.scheme not in ("https", "http") or not parts.netloc):
+        raise AppError(
+            _("The logo must be an http(s) URL."),
+            error="validation_error",
+            status=422,
+            errors={"widget_logo_url": [_("The logo must be an http(s) URL.")]},
+        )
+    return url
+
+
+def normalized_origins(origins: list[object]) -> list[str]:
+    """`scheme://host[:port]`, lower-cased, without repeats; anything else is 422."""
+    kept: list[str] = []
+    for raw in origins:
+        text = str(raw).strip().rstrip("/").lower()
+        parts = urlsplit(text)
+        valid = (
+            parts.scheme in ("http", "https")
+            and parts.hostname
+            and not (parts.path or parts.query or parts.fragment or parts.username)
+        )
+        if not valid:
+            message = _("%(origin)s is not an origin like https://shop.example.", origin=raw)
+            raise AppError(
+                message, error="validation_error", status=422, errors={"allowed_origins": [message]}
+            )
+        if text not in kept:
+            kept.append(text)
+    if len(kept) > MAX_ALLOWED_ORIGINS:
+        raise AppError(
+            _("At most %(n)d origins.", n=MAX_ALLOWED_ORIGINS), error="validation_error", status=422
+        )
+    return kept
+
+
+def rotate_publishable_key(actor: OrganizationMember, bot_id: int) -> Bot:
+    """A new widget key; pages embedding the old one stop working at once."""
+    actor.require_manager()
+    bot = bot_of(actor.organization_id, bot_id)
+    bot.publishable_key = new_publishable_key()
+    db.session.flush()
     return bot
 
 

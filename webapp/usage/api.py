@@ -20,9 +20,9 @@ from flask_babel import gettext as _
 from flask_smorest import Blueprint
 
 from webapp.billing.periods import SHANGHAI
-from webapp.bots.auth import CALLER_SECURITY, Caller, caller_required, current_caller
+from webapp.bots.auth import CALLER_SECURITY, acting_bot, caller_required, current_caller
 from webapp.db import utcnow
-from webapp.errors import AppError, ErrorSchema, Forbidden, json_error
+from webapp.errors import AppError, ErrorSchema, json_error
 from webapp.extensions import db
 from webapp.usage import services
 from webapp.usage.models import UsageKind
@@ -77,15 +77,6 @@ def quota_exceeded(error: services.QuotaExceeded) -> Response:
         wait = error.usage.period_end - utcnow()
         response.headers["Retry-After"] = str(max(int(wait.total_seconds()), 0))
     return response
-
-
-def acting_bot(caller: Caller, requested: int | None) -> int | None:
-    """The bot a call is for: the one asked for, or the one the API key is bound to."""
-    if caller.bot_id is None:
-        return requested
-    if requested is not None and requested != caller.bot_id:
-        raise Forbidden(_("This API key is bound to another bot."), error="bot_mismatch")
-    return caller.bot_id
 
 
 def _idempotency_key(body: str | None, header: str | None) -> str | None:

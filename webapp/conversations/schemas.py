@@ -1,0 +1,140 @@
+from marshmallow import Schema, fields, validate
+
+from webapp.bots.schemas import MAX_ID
+from webapp.conversations.models import (
+    EXTERNAL_USER_ID_MAX_LENGTH,
+    MESSAGE_TEXT_MAX_LENGTH,
+    Channel,
+    ConversationStatus,
+    MessageKind,
+)
+from webapp.conversations.services import IDEMPOTENCY_KEY_MAX_LENGTH
+from webapp.core.validation import Text
+from webapp.usage.schemas import IDEMPOTENCY_HEADER, UsageResultSchema
+
+ID_RANGE = validate.Range(min=1, max=MAX_ID)
+
+
+class ConversationCreateSchema(Schema):
+    bot_id = fields.Integer(
+        strict=True,
+        load_default=None,
+        allow_none=True,
+        validate=ID_RANGE,
+        metadata={"description": "Required unless the API key is bound to a bot"},
+    )
+    external_user_id = Text(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(max=EXTERNAL_USER_ID_MAX_LENGTH),
+        metadata={"description": "Your id for the customer (an openid, a user id)"},
+    )
+    channel = fields.String(
+        load_default=Channel.API.value,
+        validate=validate.OneOf([c.value for c in Channel if c != Channel.WIDGET]),
+    )
+
+
+class ConversationSchema(Schema):
+    id = fields.Integer()
+    bot_id = fields.Integer()
+    external_user_id = fields.String(allow_none=True)
+    channel = fields.String()
+    status = fields.String(metadata={"description": "open, needs_human or closed"})
+    handoff_at = fields.AwareDateTime(allow_none=True)
+    agent_joined_at = fields.AwareDateTime(allow_none=True)
+    closed_at = fields.AwareDateTime(allow_none=True)
+    last_message_at = fields.AwareDateTime()
+    created_at = fields.AwareDateTime()
+
+
+class ConversationListArgsSchema(Schema):
+    bot_id = fields.Integer(validate=ID_RANGE)
+    status = fields.String(validate=validate.OneOf([s.value for s in ConversationStatus]))
+    start = fields.Date(
+        data_key="from", metadata={"description": "Started on or after this day (Asia/Shanghai)"}
+    )
+    end = fields.Date(
+        data_key="to", metadata={"description": "Started on or before this day (Asia/Shanghai)"}
+    )
+
+
+def _idempotency_key(**kwargs):
+    return Text(
+        validate=validate.Length(min=1, max=IDEMPOTENCY_KEY_MAX_LENGTH),
+        metadata={"description": "A retry with the same key is counted and answered once"},
+        **kwargs,
+    )
+
+
+class MessageCreateSchema(Schema):
+    """A text message (JSON)."""
+
+    text = Text(required=True, validate=validate.Length(min=1, max=MESSAGE_TEXT_MAX_LENGTH))
+    idempotency_key = _idempotency_key(load_default=None, allow_none=True)
+
+
+class UploadFormSchema(Schema):
+    """An image or voice message (multipart/form-data, the file in `file`)."""
+
+    kind = fields.String(
+        required=True, validate=validate.OneOf([MessageKind.IMAGE.value, MessageKind.VOICE.value])
+    )
+    text = Text(load_default="", validate=validate.Length(max=MESSAGE_TEXT_MAX_LENGTH))
+    idempotency_key = _idempotency_key(load_default=None)
+
+
+class MessageIdempotencyHeaderSchema(Schema):
+    idempotency_key = _idempotency_key(data_key=IDEMPOTENCY_HEADER, load_default=None)
+
+
+class AttachmentSchema(Schema):
+    content_type = fields.String()
+    filename = fields.String()
+    size = fields.Integer()
+
+
+class MessageSchema(Schema):
+    id = fields.Integer()
+    role = fields.String(metadata={"description": "customer, bot or agent"})
+    kind = fields.String(metadata={"description": "text, image or voice"})
+    text = fields.String()
+    outcome = fields.String(
+        allow_none=True,
+        metadata={"description": "Customer messages: answered, fallback or agent"},
+    )
+    confidence = fields.Float(allow_none=True, metadata={"description": "Bot replies: 0 to 1"})
+    faq_entry_id = fields.Integer(allow_none=True)
+    attachment = fields.Nested(AttachmentSchema, allow_none=True)
+    created_at = fields.AwareDateTime()
+
+
+class SourceEntrySchema(Schema):
+    id = fields.Integer()
+    question = fields.String()
+
+
+class ExchangeSchema(Schema):
+    message = fields.Nested(MessageSchema)
+    reply = fields.Nested(
+        MessageSchema,
+        allow_none=True,
+        metadata={"description": "The bot's reply; null while an agent has the conversation"},
+    )
+    confidence = fields.Float(allow_none=True)
+    source_entry = fields.Nested(SourceEntrySchema, allow_none=True)
+    handoff = fields.Boolean(
+        metadata={"description": "The bot could not answer: a person has been asked for"}
+    )
+    usage = fields.Nested(UsageResultSchema)
+
+
+class MessagesArgsSchema(Schema):
+    after = fields.Integer(
+        validate=validate.Range(min=0, max=2**63 - 1),
+        metadata={"description": "Only messages with a larger id (for polling)"},
+    )
+
+
+class AgentReplySchema(Schema):
+    text = Text(required=True, validate=validate.Length(min=1, max=MESSAGE_TEXT_MAX_LENGTH))

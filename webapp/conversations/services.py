@@ -1,0 +1,308 @@
+"""Conversations: a customer's message is metered, stored, answered and the reply stored.
+
+`post_customer_message` is one transaction, in this order: the conversation row
+is locked (messages of one conversation are handled one at a time), the message
+is metered through the usage service (over quota or a kind the plan lacks: the
+error propagates and the caller's rollback leaves nothing stored), stored,
+answered by the configured engine, and the reply stored. A retried message with
+the same idempotency key is counted once and answers with the first exchange.
+
+Once an agent has replied, the bot stays quiet in that conversation until an
+agent returns it to the bot; messages are still counted and stored for the agent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from flask_babel import gettext as _
+
+from webapp.bots.services import bot_of
+from webapp.conversations.models import (
+    Attachment,
+    Channel,
+    Conversation,
+    ConversationStatus,
+    Message,
+    MessageKind,
+    MessageRole,
+    Outcome,
+)
+from webapp.db import utcnow
+from webapp.errors import AppError, Conflict, Forbidden, NotFound
+from webapp.extensions import db
+from webapp.kb.engines import Answer, fallback_text
+from webapp.kb.services import answer_question
+from webapp.orgs.models import OrganizationMember
+from webapp.usage.models import UsageKind
+from webapp.usage.services import UsageResult, record_usage
+
+IDEMPOTENCY_KEY_MAX_LENGTH = 200  # stored in usage records with a per-conversation prefix
+
+
+def start_conversation(
+    organization_id: int,
+    bot_id: int,
+    *,
+    external_user_id: str | None = None,
+    channel: Channel = Channel.API,
+    visitor_token_hash: str | None = None,
+) -> Conversation:
+    bot = bot_of(organization_id, bot_id)
+    if not bot.is_enabled:
+        raise Forbidden(_("This bot is disabled."), error="bot_disabled")
+    conversation = Conversation(
+        organization_id=organization_id,
+        bot_id=bot.id,
+        external_user_id=(external_user_id or "").strip() or None,
+        channel=channel.value,
+        visitor_token_hash=visitor_token_hash,
+    )
+    db.session.add(conversation)
+    db.session.flush()
+    return conversation
+
+
+def conversations_of(
+    organization_id: int,
+    *,
+    bot_id: int | None = None,
+    status: ConversationStatus | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> sa.Select[Conversation]:
+    """Those needing a person first, then the most recently active."""
+    needs_human_first = sa.case((Conversation.status == ConversationStatus.NEEDS_HUMAN, 0), else_=1)
+    query = (
+        sa.select(Conversation)
+        .where(Conversation.organization_id == organization_id)
+        .order_by(needs_human_first, Conversation.last_message_at.desc(), Conversation.id.desc())
+    )
+    if bot_id is not None:
+        query = query.where(Conversation.bot_id == bot_id)
+    if status is not None:
+        query = query.where(Conversation.status == status.value)
+    if start is not None:
+        query = query.where(Conversation.created_at >= start)
+    if end is not None:
+        query = query.where(Conversation.created_at < end)
+    return query
+
+
+def conversation_of(
+    organization_id: int, conversation_id: int, *, for_update: bool = False
+) -> Conversation:
+    """A conversation of this organization, or 404 (also for another organization's)."""
+    query = sa.select(Conversation).where(
+        Conversation.id == conversation_id, Conversation.organization_id == organization_id
+    )
+    if for_update:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    conversation = db.session.scalar(query)
+    if conversation is None:
+        raise NotFound(_("Conversation not found."), error="conversation_not_found")
+    return conversation
+
+
+def messages_of(conversation_id: int, after_id: int | None = None) -> sa.Select[Message]:
+    """In order; `after_id` for polling (only the newer ones)."""
+    query = (
+        sa.select(Message).where(Message.conversation_id == conversation_id).order_by(Message.id)
+    )
+    return query if after_id is None else query.where(Message.id > after_id)
+
+
+@dataclass(frozen=True)
+class Upload:
+    content_type: str
+    filename: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """A customer's message and what came of it."""
+
+    message: Message
+    reply: Message | None  # the bot's reply; None while an agent has the conversation
+    handoff: bool
+    usage: UsageResult
+    replayed: bool = False
+
+
+_USAGE_KIND = {
+    MessageKind.TEXT: UsageKind.MESSAGE,
+    MessageKind.IMAGE: UsageKind.IMAGE,
+    MessageKind.VOICE: UsageKind.VOICE,
+}
+
+
+def _open_for_messages(organization_id: int, conversation_id: int) -> Conversation:
+    conversation = conversation_of(organization_id, conversation_id, for_update=True)
+    if conversation.status == ConversationStatus.CLOSED:
+        raise Conflict(
+            _("This conversation is closed; start a new one."), error="conversation_closed"
+        )
+    return conversation
+
+
+def post_customer_message(
+    organization_id: int,
+    conversation_id: int,
+    *,
+    kind: MessageKind = MessageKind.TEXT,
+    text: str = "",
+    upload: Upload | None = None,
+    api_key_id: int | None = None,
+    idempotency_key: str | None = None,
+) -> Exchange:
+    conversation = _open_for_messages(organization_id, conversation_id)
+    text = text.strip()
+    if kind == MessageKind.TEXT and not text:
+        raise AppError(_("A message needs text."), error="validation_error", status=422)
+    if kind != MessageKind.TEXT and upload is None:
+        raise AppError(_("Attach the file."), error="validation_error", status=422)
+    if idempotency_key is not None and len(idempotency_key) > IDEMPOTENCY_KEY_MAX_LENGTH:
+        raise AppError(
+            _("An idempotency key has at most %(n)d characters.", n=IDEMPOTENCY_KEY_MAX_LENGTH),
+            error="validation_error",
+            status=422,
+        )
+    usage = record_usage(
+        organization_id,
+        _USAGE_KIND[kind],
+        bot_id=conversation.bot_id,
+        api_key_id=api_key_id,
+        idempotency_key=(
+            None if idempotency_key is None else f"msg:{conversation.id}:{idempotency_key}"
+        ),
+    )
+    if usage.replayed:
+        return _replayed_exchange(conversation, idempotency_key, usage)
+
+    now = utcnow()
+    message = Message(
+        conversation_id=conversation.id,
+        organization_id=organization_id,
+        bot_id=conversation.bot_id,
+        role=MessageRole.CUSTOMER.value,
+        kind=kind.value,
+        text=text,
+        idempotency_key=idempotency_key,
+        created_at=now,
+    )
+    db.session.add(message)
+    if upload is not None:
+        message.attachment = Attachment(
+            organization_id=organization_id,
+            content_type=upload.content_type,
+            filename=upload.filename,
+            size=len(upload.data),
+            data=upload.data,
+        )
+    db.session.flush()
+    conversation.last_message_at = now
+    if conversation.agent_joined_at is not None:
+        message.outcome = Outcome.AGENT.value
+        db.session.flush()
+        return Exchange(message, None, True, usage)
+
+    answer = _answer(conversation, kind, text)
+    message.outcome = (Outcome.FALLBACK if answer.handoff else Outcome.ANSWERED).value
+    reply = Message(
+        conversation_id=conversation.id,
+        organization_id=organization_id,
+        bot_id=conversation.bot_id,
+        role=MessageRole.BOT.value,
+        text=answer.text,
+        confidence=answer.confidence,
+        faq_entry_id=answer.entry_id,
+        reply_to_id=message.id,
+        created_at=now,
+    )
+    db.session.add(reply)
+    if answer.handoff and conversation.status == ConversationStatus.OPEN:
+        conversation.status = ConversationStatus.NEEDS_HUMAN.value
+        conversation.handoff_at = now
+    db.session.flush()
+    return Exchange(message, reply, answer.handoff, usage)
+
+
+def _answer(conversation: Conversation, kind: MessageKind, text: str) -> Answer:
+    bot = bot_of(conversation.organization_id, conversation.bot_id)
+    if kind == MessageKind.TEXT:
+        return answer_question(bot, text)
+    # The bot reads text only: an image or a voice clip goes to a person.
+    return Answer(fallback_text(bot), 0.0, None, True, (), "none")
+
+
+def _replayed_exchange(
+    conversation: Conversation, idempotency_key: str | None, usage: UsageResult
+) -> Exchange:
+    message = db.session.scalar(
+        sa.select(Message).where(
+            Message.conversation_id == conversation.id,
+            Message.idempotency_key == idempotency_key,
+        )
+    )
+    assert message is not None  # stored in the transaction that counted it
+    reply = db.session.scalar(sa.select(Message).where(Message.reply_to_id == message.id))
+    handoff = message.outcome != Outcome.ANSWERED
+    return Exchange(message, reply, handoff, usage, replayed=True)
+
+
+# --- agents -----------------------------------------------------------------
+
+
+def agent_reply(actor: OrganizationMember, conversation_id: int, text: str) -> Message:
+    """Any member may answer; from then on the bot stays quiet in this conversation."""
+    conversation = _open_for_messages(actor.organization_id, conversation_id)
+    text = text.strip()
+    if not text:
+        raise AppError(_("A reply needs text."), error="validation_error", status=422)
+    now = utcnow()
+    message = Message(
+        conversation_id=conversation.id,
+        organization_id=conversation.organization_id,
+        bot_id=conversation.bot_id,
+        role=MessageRole.AGENT.value,
+        text=text,
+        author_id=actor.user_id,
+        created_at=now,
+    )
+    db.session.add(message)
+    conversation.agent_joined_at = conversation.agent_joined_at or now
+    conversation.last_message_at = now
+    db.session.flush()
+    return message
+
+
+def close_conversation(actor: OrganizationMember, conversation_id: int) -> Conversation:
+    conversation = conversation_of(actor.organization_id, conversation_id, for_update=True)
+    if conversation.status != ConversationStatus.CLOSED:
+        conversation.status = ConversationStatus.CLOSED.value
+        conversation.closed_at = utcnow()
+    db.session.flush()
+    return conversation
+
+
+def return_to_bot(actor: OrganizationMember, conversation_id: int) -> Conversation:
+    """The bot answers again; the conversation no longer waits for a person."""
+    conversation = _open_for_messages(actor.organization_id, conversation_id)
+    conversation.status = ConversationStatus.OPEN.value
+    conversation.agent_joined_at = None
+    db.session.flush()
+    return conversation
+
+
+def attachment_of(organization_id: int, message_id: int) -> Attachment:
+    attachment = db.session.scalar(
+        sa.select(Attachment).where(
+            Attachment.message_id == message_id, Attachment.organization_id == organization_id
+        )
+    )
+    if attachment is None:
+        raise NotFound(_("Attachment not found."), error="attachment_not_found")
+    return attachment

@@ -1,0 +1,195 @@
+"""Answer engines: one interface, so another engine can stand beside the default.
+
+The default, `LexicalEngine`, retrieves the best FAQ entry with jieba tokens and
+BM25 (bm25s) and answers with it when its confidence reaches the bot's
+threshold; below it the bot says its fallback text and asks for a person.
+
+Each process keeps one index per bot, tagged with the bot's
+`knowledge_version`: any change to the bot's entries bumps the version, and the
+next question rebuilds the index once; questions in between only search it.
+
+Confidence is how much of the question the entry covers, weighted by IDF:
+the geometric mean of the share of the question's weight found in the
+matched phrasing and the share of the phrasing's weight found in the question,
+so 1.0 is the same words and an entry that shares only a common word stays low.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections import Counter, OrderedDict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+import bm25s
+import numpy as np
+import sqlalchemy as sa
+from flask_babel import gettext as _
+
+from webapp.bots.models import Bot
+from webapp.extensions import db
+from webapp.kb.models import FaqEntry
+from webapp.kb.text import tokenize
+
+logging.getLogger("bm25s").setLevel(logging.WARNING)
+
+CANDIDATES = 5  # matches kept per question (the best, and the runners-up "try it" shows)
+MAX_CACHED_INDEXES = 256  # bots whose index a process keeps
+
+
+@dataclass(frozen=True)
+class Match:
+    entry_id: int
+    question: str  # the entry's question
+    matched_phrasing: str  # the question or similar phrasing that matched best
+    answer: str
+    score: float  # BM25
+    confidence: float  # 0..1
+
+
+@dataclass(frozen=True)
+class Answer:
+    text: str
+    confidence: float
+    entry_id: int | None  # the entry answered from; None when the bot fell back
+    handoff: bool  # True: the bot could not answer and a person should
+    matches: tuple[Match, ...]
+    engine: str
+
+
+class AnswerEngine(Protocol):
+    name: str
+
+    def answer(self, bot: Bot, question: str) -> Answer: ...
+
+
+def fallback_text(bot: Bot) -> str:
+    return bot.fallback_text or _(
+        "Sorry, I can't answer that yet. I've asked a colleague to help you; please wait a moment."
+    )
+
+
+@dataclass(frozen=True)
+class IndexedEntry:
+    """What an index keeps of an entry: plain values, valid outside any session."""
+
+    id: int
+    question: str
+    answer: str
+    similar_questions: tuple[str, ...] = ()
+
+
+class KnowledgeIndex:
+    """BM25 over every phrasing of a bot's enabled entries (one document per phrasing)."""
+
+    def __init__(self, entries: list[IndexedEntry]) -> None:
+        self.entries = {entry.id: entry for entry in entries}
+        self.documents: list[tuple[int, str, set[str]]] = []
+        corpus: list[list[str]] = []
+        for entry in entries:
+            for phrasing in (entry.question, *entry.similar_questions):
+                tokens = tokenize(phrasing)
+                if tokens:
+                    self.documents.append((entry.id, phrasing, set(tokens)))
+                    corpus.append(tokens)
+        frequencies: Counter[str] = Counter()
+        for _entry_id, _phrasing, phrasing_tokens in self.documents:
+            frequencies.update(phrasing_tokens)
+        count = len(self.documents)
+        self.idf = {token: _idf(count, df) for token, df in frequencies.items()}
+        self.unknown_idf = _idf(count, 0)
+        self.retriever: bm25s.BM25 | None = None
+        if corpus:
+            self.retriever = bm25s.BM25()
+            self.retriever.index(corpus, show_progress=False)
+
+    def search(self, question: str, limit: int = CANDIDATES) -> list[Match]:
+        """The best matches, one per entry, best first."""
+        query = tokenize(question)
+        known = [token for token in query if token in self.idf]
+        if self.retriever is None or not known:
+            return []
+        scores = self.retriever.get_scores(known)
+        order = np.argsort(-scores)
+        matches: dict[int, Match] = {}
+        query_tokens = set(query)
+        for position in order[: limit * 4]:
+            score = float(scores[position])
+            if score <= 0:
+                break
+            entry_id, phrasing, tokens = self.documents[int(position)]
+            confidence = self._confidence(query_tokens, tokens)
+            best = matches.get(entry_id)
+            if best is None or confidence > best.confidence:
+                entry = self.entries[entry_id]
+                matches[entry_id] = Match(
+                    entry_id, entry.question, phrasing, entry.answer, score, confidence
+                )
+        ranked = sorted(matches.values(), key=lambda m: (m.confidence, m.score), reverse=True)
+        return ranked[:limit]
+
+    def _weight(self, tokens: set[str]) -> float:
+        return sum(self.idf.get(token, self.unknown_idf) for token in tokens)
+
+    def _confidence(self, query: set[str], document: set[str]) -> float:
+        shared = self._weight(query & document)
+        if not shared:
+            return 0.0
+        return math.sqrt(shared / self._weight(query) * shared / self._weight(document))
+
+
+def _idf(documents: int, frequency: int) -> float:
+    return math.log(1 + (documents - frequency + 0.5) / (frequency + 0.5))
+
+
+_indexes: OrderedDict[tuple[int, datetime], tuple[int, KnowledgeIndex]] = OrderedDict()
+_indexes_lock = threading.Lock()
+
+
+def index_for(bot: Bot) -> KnowledgeIndex:
+    """The bot's index, rebuilt only when its knowledge version has moved."""
+    tag = (bot.id, bot.created_at)  # SQLite may reuse a deleted bot's id
+    with _indexes_lock:
+        cached = _indexes.get(tag)
+        if cached is not None and cached[0] == bot.knowledge_version:
+            _indexes.move_to_end(tag)
+            return cached[1]
+    rows = db.session.execute(
+        sa.select(FaqEntry.id, FaqEntry.question, FaqEntry.answer, FaqEntry.similar_questions)
+        .where(FaqEntry.bot_id == bot.id, FaqEntry.is_enabled.is_(True))
+        .order_by(FaqEntry.id)
+    )
+    index = KnowledgeIndex(
+        [
+            IndexedEntry(row.id, row.question, row.answer, tuple(row.similar_questions))
+            for row in rows
+        ]
+    )
+    with _indexes_lock:
+        _indexes[tag] = (bot.knowledge_version, index)
+        _indexes.move_to_end(tag)
+        while len(_indexes) > MAX_CACHED_INDEXES:
+            _indexes.popitem(last=False)
+    return index
+
+
+class LexicalEngine:
+    """The default: the best-matching entry's answer, or the fallback below the threshold."""
+
+    name = "lexical"
+
+    def answer(self, bot: Bot, question: str) -> Answer:
+        matches = tuple(index_for(bot).search(question))
+        best = matches[0] if matches else None
+        if best is None or best.confidence < bot.answer_threshold:
+            confidence = best.confidence if best else 0.0
+            return Answer(fallback_text(bot), confidence, None, True, matches, self.name)
+        return Answer(best.answer, best.confidence, best.entry_id, False, matches, self.name)
+
+
+def answer_engine() -> AnswerEngine:
+    """The configured engine."""
+    return LexicalEngine()

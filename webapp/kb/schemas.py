@@ -1,0 +1,77 @@
+from marshmallow import Schema, fields, validate
+
+from webapp.core.validation import Text
+from webapp.kb.models import (
+    ANSWER_MAX_LENGTH,
+    MAX_SIMILAR_QUESTIONS,
+    QUESTION_MAX_LENGTH,
+)
+
+
+def _question(**kwargs):
+    return Text(validate=validate.Length(min=1, max=QUESTION_MAX_LENGTH), **kwargs)
+
+
+def _similar(**kwargs):
+    return fields.List(
+        _question(),
+        validate=validate.Length(max=MAX_SIMILAR_QUESTIONS),
+        metadata={"description": "Other ways customers ask the same thing"},
+        **kwargs,
+    )
+
+
+class FaqEntryCreateSchema(Schema):
+    question = _question(required=True)
+    answer = Text(required=True, validate=validate.Length(min=1, max=ANSWER_MAX_LENGTH))
+    similar_questions = _similar(load_default=list)
+    is_enabled = fields.Boolean(load_default=True)
+
+
+class FaqEntryUpdateSchema(Schema):
+    """Only the fields given change."""
+
+    question = _question()
+    answer = Text(validate=validate.Length(min=1, max=ANSWER_MAX_LENGTH))
+    similar_questions = _similar()
+    is_enabled = fields.Boolean()
+
+
+class FaqEntrySchema(Schema):
+    id = fields.Integer()
+    bot_id = fields.Integer()
+    question = fields.String()
+    answer = fields.String()
+    similar_questions = fields.List(fields.String())
+    is_enabled = fields.Boolean()
+    created_at = fields.AwareDateTime()
+    updated_at = fields.AwareDateTime()
+
+
+class FaqListArgsSchema(Schema):
+    q = Text(
+        validate=validate.Length(max=QUESTION_MAX_LENGTH),
+        metadata={"description": "Only entries whose question, answer or phrasings contain it"},
+    )
+
+
+class AnswerPreviewArgsSchema(Schema):
+    question = _question(required=True)
+
+
+class MatchSchema(Schema):
+    entry_id = fields.Integer()
+    question = fields.String()
+    matched_phrasing = fields.String()
+    score = fields.Float(metadata={"description": "BM25 score (relative within one question)"})
+    confidence = fields.Float(metadata={"description": "0 to 1"})
+
+
+class AnswerPreviewSchema(Schema):
+    answer = fields.String(attribute="text")
+    confidence = fields.Float(metadata={"description": "0 to 1; below the bot's threshold: "})
+    entry_id = fields.Integer(allow_none=True)
+    handoff = fields.Boolean(metadata={"description": "The bot would fall back to a person"})
+    engine = fields.String()
+    threshold = fields.Float()
+    matches = fields.List(fields.Nested(MatchSchema))
