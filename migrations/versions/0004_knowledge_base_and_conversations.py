@@ -150,9 +150,7 @@ def upgrade():
             ["organization_id", "created_at"],
             unique=False,
         )
-        batch_op.create_index(
-            batch_op.f("ix_messages_reply_to_id"), ["reply_to_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_messages_reply_to_id"), ["reply_to_id"], unique=False)
 
     op.create_table(
         "attachments",
