@@ -6,9 +6,10 @@ organization. Each response must not be a 5xx and must match what the spec
 documents for its status code.
 
 Generated ids are pointed at real rows most of the time (the organization, its
-two members, a pending invitation, a bot, an API key; the X-Organization-ID
-header too) so org-scoped operations reach the code behind the 404; the
-remaining cases keep the generated id. Before each case the organization is put
+two members, a pending invitation, a bot, an API key, an FAQ entry, a
+conversation and a message; the X-Organization-ID header too) so org-scoped
+operations reach the code behind the 404; the remaining cases keep the
+generated id. Before each case the organization is put
 back as it was (owner, member, pending invitation, bot, live key), so one
 operation (say, a member promoted then the owner leaving) cannot starve the
 following ones. /auth/refresh and /auth/logout end the session they are called
@@ -37,9 +38,11 @@ from tests.factories import DEFAULT_PASSWORD
 from webapp import create_app
 from webapp.bots.auth import ORGANIZATION_HEADER
 from webapp.bots.models import ApiKey, Bot
+from webapp.conversations.models import Conversation, ConversationStatus, Message, MessageRole
 from webapp.core.security import new_token, token_digest
 from webapp.db import utcnow
 from webapp.extensions import db, limiter
+from webapp.kb.models import FaqEntry
 from webapp.orgs.models import Invitation, OrganizationMember, Role
 
 CHECKS = [not_a_server_error, response_schema_conformance]
@@ -60,6 +63,9 @@ class FuzzAccount:
     invitation_id: int = 0
     bot_id: int = 0
     api_key_id: int = 0
+    entry_id: int = 0
+    conversation_id: int = 0
+    message_id: int = 0
 
     def login(self) -> dict[str, Any]:
         response = self.client.post(
@@ -118,6 +124,36 @@ class FuzzAccount:
                 db.session.flush()
                 self.api_key_id = api_key.id
             api_key.revoked_at = None
+            if db.session.get(FaqEntry, self.entry_id) is None:
+                entry = FaqEntry(
+                    organization_id=self.organization_id,
+                    bot_id=self.bot_id,
+                    question="多久发货？",
+                    answer="48小时内发货。",
+                )
+                db.session.add(entry)
+                db.session.flush()
+                self.entry_id = entry.id
+            conversation = db.session.get(Conversation, self.conversation_id)
+            if conversation is None:
+                conversation = Conversation(
+                    organization_id=self.organization_id, bot_id=self.bot_id
+                )
+                db.session.add(conversation)
+                db.session.flush()
+                self.conversation_id = conversation.id
+            conversation.status = ConversationStatus.OPEN.value
+            if db.session.get(Message, self.message_id) is None:
+                message = Message(
+                    conversation_id=conversation.id,
+                    organization_id=self.organization_id,
+                    bot_id=self.bot_id,
+                    role=MessageRole.CUSTOMER.value,
+                    text="你好",
+                )
+                db.session.add(message)
+                db.session.flush()
+                self.message_id = message.id
             db.session.commit()
 
     def real_ids(self) -> dict[str, list[int]]:
@@ -127,6 +163,9 @@ class FuzzAccount:
             "invitation_id": [self.invitation_id],
             "bot_id": [self.bot_id],
             "api_key_id": [self.api_key_id],
+            "entry_id": [self.entry_id],
+            "conversation_id": [self.conversation_id],
+            "message_id": [self.message_id],
         }
 
 
