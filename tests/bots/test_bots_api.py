@@ -10,10 +10,28 @@ import pytest
 from tests.api import add_member, assert_error
 from tests.bots import BOTS, bot_names, create_bot, create_key, key_headers, set_plan
 from webapp.billing import services as billing
+from webapp.bots.models import DEFAULT_ANSWER_THRESHOLD
 from webapp.db import utcnow
 from webapp.extensions import db
 
-BOT_FIELDS = {"id", "name", "description", "greeting", "is_enabled", "created_at", "updated_at"}
+BOT_FIELDS = {
+    "id",
+    "name",
+    "description",
+    "greeting",
+    "is_enabled",
+    "created_at",
+    "updated_at",
+    "answer_threshold",
+    "fallback_text",
+    "knowledge_version",
+    "publishable_key",
+    "allowed_origins",
+    "widget_title",
+    "widget_color",
+    "widget_logo_url",
+    "show_powered_by",
+}
 
 
 def bot_url(bot_id: int) -> str:
@@ -36,6 +54,12 @@ def test_create_bot_returns_it_trimmed_and_enabled(app, api_client, org):
     assert body["greeting"] == "您好！"
     assert body["is_enabled"] is True
     assert body["created_at"].endswith("+00:00")
+    assert body["publishable_key"].startswith("pk_")
+    assert (body["answer_threshold"], body["allowed_origins"], body["show_powered_by"]) == (
+        DEFAULT_ANSWER_THRESHOLD,
+        [],
+        True,
+    )
     assert bot_names(app, org["id"]) == ["售前客服"]
 
 
