@@ -31,8 +31,8 @@ from webapp.auth.models import User
 from webapp.bots.services import bot_of, bots_of
 from webapp.conversations import services
 from webapp.conversations.forms import AgentReplyForm
-from webapp.conversations.models import Conversation, ConversationStatus, Message
-from webapp.errors import AppError
+from webapp.conversations.models import Conversation, ConversationStatus, Message, MessageRole
+from webapp.errors import AppError, Conflict
 from webapp.extensions import db
 from webapp.kb.models import FaqEntry
 from webapp.orgs.models import OrganizationMember
@@ -78,13 +78,16 @@ def _needs_human_count(organization_id: int) -> int:
     return int(count or 0)
 
 
-def _last_texts(conversation_ids: list[int]) -> dict[int, str]:
-    """The latest message of each conversation, in one query."""
+def _last_questions(conversation_ids: list[int]) -> dict[int, str]:
+    """What each customer said last, in one query."""
     if not conversation_ids:
         return {}
     latest = (
         sa.select(sa.func.max(Message.id))
-        .where(Message.conversation_id.in_(conversation_ids))
+        .where(
+            Message.conversation_id.in_(conversation_ids),
+            Message.role == MessageRole.CUSTOMER.value,
+        )
         .group_by(Message.conversation_id)
     )
     rows = db.session.execute(
@@ -115,7 +118,7 @@ def inbox() -> Response | str:
     return render_template(
         "conversations/inbox.html",
         conversations=page,
-        last_texts=_last_texts([c.id for c in page.items]),
+        last_questions=_last_questions([c.id for c in page.items]),
         bots=bots,
         bot_names={bot.id: bot.name for bot in bots},
         bot_id=bot_id,
@@ -131,11 +134,10 @@ def _render_conversation(
     messages = db.session.scalars(services.messages_of(conversation.id)).all()
     entry_ids = {m.faq_entry_id for m in messages if m.faq_entry_id is not None}
     author_ids = {m.author_id for m in messages if m.author_id is not None}
-    entries = dict(
-        db.session.execute(
-            sa.select(FaqEntry.id, FaqEntry.question).where(FaqEntry.id.in_(entry_ids))
-        ).tuples()
+    matched = db.session.execute(
+        sa.select(FaqEntry.id, FaqEntry.question).where(FaqEntry.id.in_(entry_ids))
     )
+    entries = {entry_id: question for entry_id, question in matched}
     users = db.session.scalars(sa.select(User).where(User.id.in_(author_ids)))
     authors = {user.id: user.display_name for user in users}
     bot = bot_of(membership.organization_id, conversation.bot_id)
@@ -202,7 +204,7 @@ def return_to_bot(conversation_id: int) -> Response:
         return _no_organization()
     try:
         services.return_to_bot(membership, conversation_id)
-    except AppError as exc:  # closed
+    except Conflict as exc:  # closed
         flash(exc.message, "danger")
     else:
         db.session.commit()
