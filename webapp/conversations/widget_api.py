@@ -17,11 +17,13 @@ Quota figures are the organization's business, so they stay out of these answers
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import current_app, request
 from flask.views import MethodView
 from flask_babel import gettext as _
+from flask_limiter import RouteLimit
 from flask_limiter.util import get_remote_address
 from flask_smorest import Blueprint
 
@@ -70,7 +72,7 @@ def _key_limit_key() -> str:
     return "key:" + token_digest(request.headers.get(WIDGET_KEY_HEADER, "").strip())
 
 
-def _limit(setting: str, key_func: Any, methods: list[str]) -> Any:
+def _limit(setting: str, key_func: Callable[[], str], methods: list[str]) -> RouteLimit:
     """One bucket per visitor or key across every widget endpoint, for the given methods."""
     return limiter.shared_limit(
         lambda: current_app.config[setting],
@@ -80,7 +82,7 @@ def _limit(setting: str, key_func: Any, methods: list[str]) -> Any:
     )
 
 
-RATE_LIMITS = [
+RATE_LIMITS: list[Callable[..., Any]] = [
     _limit("WIDGET_RATELIMIT_VISITOR", _visitor_limit_key, ["POST"]),
     _limit("WIDGET_RATELIMIT_VISITOR_READS", _visitor_limit_key, ["GET"]),
     _limit("WIDGET_RATELIMIT_KEY", _key_limit_key, ["POST"]),
