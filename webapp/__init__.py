@@ -16,6 +16,8 @@ CORS_REQUEST_HEADERS = [
     "X-Organization-ID",
     "Idempotency-Key",
 ]
+# The widget's calls (webapp/conversations/widget_api.py), from any site that embeds it.
+CORS_WIDGET_REQUEST_HEADERS = ["X-Widget-Key", "X-Visitor-Token", "Content-Type", "Idempotency-Key"]
 CORS_RESPONSE_HEADERS = [
     "X-Pagination",
     "X-Quota-Limit",
@@ -68,9 +70,13 @@ def register_extensions(app: Flask) -> None:
     bootstrap.init_app(app)
     # Browsers may call the API (never the portal) from CORS_ORIGINS. Credentials travel
     # as headers (Bearer, X-API-Key), never cookies, so none are allowed cross-site.
+    # The widget's API answers every origin here: it checks each bot's allowed origins itself.
     cors.init_app(
         app,
-        resources={r"/api/*": {"origins": app.config["CORS_ORIGINS"]}},
+        resources={
+            r"/api/v1/widget/*": {"origins": "*", "allow_headers": CORS_WIDGET_REQUEST_HEADERS},
+            r"/api/*": {"origins": app.config["CORS_ORIGINS"]},
+        },
         allow_headers=CORS_REQUEST_HEADERS,
         expose_headers=CORS_RESPONSE_HEADERS,
         max_age=600,
@@ -90,6 +96,8 @@ def register_blueprints(app: Flask) -> None:
     from webapp.bots import api as bots_api
     from webapp.bots import views as bots_views
     from webapp.conversations import api as conversations_api
+    from webapp.conversations import views as conversations_views
+    from webapp.conversations import widget_api
     from webapp.core import views as core_views
     from webapp.extensions import api, csrf
     from webapp.kb import api as kb_api
@@ -107,6 +115,7 @@ def register_blueprints(app: Flask) -> None:
         billing_views,
         payments_views,
         bots_views,
+        conversations_views,
         usage_views,
     )
     for module in portal:
@@ -120,6 +129,7 @@ def register_blueprints(app: Flask) -> None:
         usage_api,
         kb_api,
         conversations_api,
+        widget_api,
     )
     for api_module in api_modules:
         csrf.exempt(api_module.blp)

@@ -129,6 +129,13 @@ class Config:
     SIGNUP_LIMIT_PER_IP = "10 per hour"
     PASSWORD_RESET_LIMIT_PER_IP = "10 per hour"
     PASSWORD_RESET_LIMIT_PER_EMAIL = "3 per hour"
+    # The web widget: per visitor (its token, or the client IP before it has one) and per
+    # publishable key; sends (new conversations, messages) and reads (config, polling every
+    # 3 s while the panel is open) apart, so polling never eats into what a visitor can say.
+    WIDGET_RATELIMIT_VISITOR = "20 per minute"
+    WIDGET_RATELIMIT_VISITOR_READS = "60 per minute"
+    WIDGET_RATELIMIT_KEY = "600 per minute"
+    WIDGET_RATELIMIT_KEY_READS = "6000 per minute"
 
     # Mail: without MAIL_SERVER, mails are written to the log instead of sent.
     MAIL_SERVER = os.environ.get("MAIL_SERVER", "")
@@ -160,6 +167,7 @@ class Config:
             "securitySchemes": {
                 "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
                 "apiKeyAuth": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+                "widgetKeyAuth": {"type": "apiKey", "in": "header", "name": "X-Widget-Key"},
             }
         }
     }

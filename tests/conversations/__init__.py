@@ -16,3 +16,23 @@ def start(client: Any, headers: dict[str, str] | None = None, **fields: Any) -> 
     response = client.post(CONVERSATIONS, json=fields, headers=headers or {})
     assert response.status_code == 201, response.get_json()
     return dict(response.get_json())
+
+
+WIDGET = "/api/v1/widget"
+SHOP = "https://shop.example"
+
+
+def widget_headers(key: str, token: str | None = None, origin: str = SHOP) -> dict[str, str]:
+    headers = {"X-Widget-Key": key, "Origin": origin}
+    if token is not None:
+        headers["X-Visitor-Token"] = token
+    return headers
+
+
+def embed(tenant: Any, bot_id: int, origins: list[str] | None = None) -> str:
+    """Allow the bot's widget on `origins` (the owner, through the API); its publishable key."""
+    response = tenant.api.patch(
+        f"/api/v1/bots/{bot_id}", json={"allowed_origins": origins or [SHOP]}
+    )
+    assert response.status_code == 200, response.get_json()
+    return str(response.get_json()["publishable_key"])

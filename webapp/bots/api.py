@@ -123,6 +123,19 @@ class BotDetail(MethodView):
         db.session.commit()
 
 
+@blp.route("/bots/<int:bot_id>/publishable-key", parameters=[ORGANIZATION_PARAMETER])
+class PublishableKey(MethodView):
+    decorators = [person_required, caller_required]
+
+    @blp.response(200, BotSchema)
+    @blp.doc(**PEOPLE_ONLY)
+    def post(self, bot_id: int) -> Bot:
+        """Give the web widget a new publishable key (owner or admin); the old one stops at once"""
+        bot = services.rotate_publishable_key(person_membership(), bot_id)
+        db.session.commit()
+        return bot
+
+
 def _api_key_view(api_key: ApiKey, secret: str | None = None) -> dict[str, Any]:
     view = {
         "id": api_key.id,

@@ -18,6 +18,21 @@ class BotForm(FlaskForm):
     )
 
 
+class AllowedOriginsForm(FlaskForm):
+    origins = TextAreaField(
+        _l("Allowed origins"),
+        description=_l(
+            "Sites that may embed the widget, one per line, like https://shop.example "
+            "(scheme, host and port if not the default)."
+        ),
+        render_kw={"rows": 4, "spellcheck": "false"},
+    )
+
+    @property
+    def origin_list(self) -> list[object]:
+        return [line for line in (self.origins.data or "").splitlines() if line.strip()]
+
+
 class ApiKeyForm(FlaskForm):
     name = StringField(
         _l("Key name"), validators=[DataRequired(), Length(max=API_KEY_NAME_MAX_LENGTH)]

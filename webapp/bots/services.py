@@ -175,6 +175,17 @@ def rotate_publishable_key(actor: OrganizationMember, bot_id: int) -> Bot:
     return bot
 
 
+def bot_by_publishable_key(key: str) -> Bot:
+    """The enabled bot a widget key belongs to, or 401 `invalid_widget_key` (also when
+    disabled: a page embedding a switched-off bot learns nothing more)."""
+    bot = db.session.scalar(sa.select(Bot).where(Bot.publishable_key == key.strip()))
+    if bot is None or not bot.is_enabled:
+        raise Unauthorized(
+            _("The widget key is invalid or its bot is disabled."), error="invalid_widget_key"
+        )
+    return bot
+
+
 def delete_bot(actor: OrganizationMember, bot_id: int) -> None:
     """Delete a bot and its keys; its usage stays counted (records keep no bot)."""
     actor.require_manager()

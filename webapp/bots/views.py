@@ -18,7 +18,7 @@ from werkzeug.wrappers import Response
 
 from webapp.billing.services import plan_of
 from webapp.bots import services
-from webapp.bots.forms import ApiKeyForm, BotForm
+from webapp.bots.forms import AllowedOriginsForm, ApiKeyForm, BotForm
 from webapp.bots.models import Bot
 from webapp.bots.services import IssuedApiKey
 from webapp.core.security import safe_next_url
@@ -81,12 +81,20 @@ def create() -> Response | str:
     return redirect(url_for("bots.detail", bot_id=bot.id))
 
 
-def _render_detail(membership: OrganizationMember, bot: Bot, form: BotForm) -> str:
+def _render_detail(
+    membership: OrganizationMember,
+    bot: Bot,
+    form: BotForm,
+    origins_form: AllowedOriginsForm | None = None,
+) -> str:
+    if origins_form is None:
+        origins_form = AllowedOriginsForm(formdata=None, origins="\n".join(bot.allowed_origins))
     return render_template(
         "bots/detail.html",
         membership=membership,
         bot=bot,
         form=form,
+        origins_form=origins_form,
         api_keys=db.session.scalars(services.api_keys_of(membership.organization_id, bot.id)).all(),
     )
 
@@ -125,6 +133,39 @@ def update(bot_id: int) -> Response | str:
         return redirect(url_for("bots.detail", bot_id=bot_id))
     db.session.commit()
     flash(_("Bot saved."), "success")
+    return redirect(url_for("bots.detail", bot_id=bot_id))
+
+
+@bp.post("/bots/<int:bot_id>/origins")
+@login_required
+def update_origins(bot_id: int) -> Response | str:
+    membership = current_membership()
+    if membership is None:
+        return _no_organization()
+    bot = services.bot_of(membership.organization_id, bot_id)
+    membership.require_manager()
+    form = AllowedOriginsForm()
+    if not form.validate_on_submit():
+        return _render_detail(membership, bot, BotForm(obj=bot), form)
+    try:
+        services.update_bot(membership, bot_id, allowed_origins=form.origin_list)
+    except AppError as exc:  # not an origin, or too many
+        form.origins.errors = [exc.message]
+        return _render_detail(membership, bot, BotForm(obj=bot), form)
+    db.session.commit()
+    flash(_("Allowed origins saved."), "success")
+    return redirect(url_for("bots.detail", bot_id=bot_id))
+
+
+@bp.post("/bots/<int:bot_id>/publishable-key")
+@login_required
+def rotate_publishable_key(bot_id: int) -> Response:
+    membership = current_membership()
+    if membership is None:
+        return _no_organization()
+    services.rotate_publishable_key(membership, bot_id)
+    db.session.commit()
+    flash(_("New widget key made; update the embed code on your sites."), "success")
     return redirect(url_for("bots.detail", bot_id=bot_id))
 
 

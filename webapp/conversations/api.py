@@ -352,11 +352,9 @@ class AttachmentFile(MethodView):
     @blp.doc(**PEOPLE_ONLY)
     def get(self, conversation_id: int, message_id: int) -> Response:
         """An image or voice clip a customer sent (any member)"""
-        membership = person_membership()
-        conversation = services.conversation_of(membership.organization_id, conversation_id)
-        attachment = services.attachment_of(membership.organization_id, message_id)
-        if attachment.message.conversation_id != conversation.id:
-            raise NotFound(_("Attachment not found."), error="attachment_not_found")
+        attachment = services.conversation_attachment(
+            person_membership().organization_id, conversation_id, message_id
+        )
         return send_file(
             BytesIO(attachment.data),
             mimetype=attachment.content_type,

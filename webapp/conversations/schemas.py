@@ -138,3 +138,68 @@ class MessagesArgsSchema(Schema):
 
 class AgentReplySchema(Schema):
     text = Text(required=True, validate=validate.Length(min=1, max=MESSAGE_TEXT_MAX_LENGTH))
+
+
+# --- the web widget (publishable key) ---------------------------------------
+
+
+class WidgetConfigSchema(Schema):
+    name = fields.String(metadata={"description": "The bot's name"})
+    greeting = fields.String()
+    title = fields.String(metadata={"description": "Branding: the panel's title ('' = the name)"})
+    color = fields.String(metadata={"description": "Branding: #rrggbb"})
+    logo_url = fields.String(metadata={"description": "Branding: '' for none"})
+    show_powered_by = fields.Boolean()
+    uploads = fields.List(
+        fields.String(), metadata={"description": "Kinds of upload the plan allows: image, voice"}
+    )
+
+
+class WidgetConversationCreateSchema(Schema):
+    external_user_id = Text(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(max=EXTERNAL_USER_ID_MAX_LENGTH),
+        metadata={"description": "The embedding site's id for the visitor, if it has one"},
+    )
+
+
+class WidgetConversationSchema(Schema):
+    id = fields.Integer()
+    status = fields.String(metadata={"description": "open, needs_human or closed"})
+    created_at = fields.AwareDateTime()
+
+
+class WidgetConversationCreatedSchema(WidgetConversationSchema):
+    visitor_token = fields.String(
+        metadata={
+            "description": "Send as X-Visitor-Token with this conversation's calls (shown once)"
+        }
+    )
+
+
+class WidgetMessageSchema(Schema):
+    """What a visitor sees of a message (no scores, entries or authors)."""
+
+    id = fields.Integer()
+    role = fields.String(metadata={"description": "customer, bot or agent"})
+    kind = fields.String(metadata={"description": "text, image or voice"})
+    text = fields.String()
+    created_at = fields.AwareDateTime()
+
+
+class WidgetExchangeSchema(Schema):
+    message = fields.Nested(WidgetMessageSchema)
+    reply = fields.Nested(
+        WidgetMessageSchema,
+        allow_none=True,
+        metadata={"description": "The bot's reply; null while an agent has the conversation"},
+    )
+    handoff = fields.Boolean(
+        metadata={"description": "The bot could not answer: a person has been asked for"}
+    )
+
+
+class WidgetMessagesSchema(Schema):
+    conversation = fields.Nested(WidgetConversationSchema)
+    messages = fields.List(fields.Nested(WidgetMessageSchema))

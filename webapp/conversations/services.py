@@ -13,12 +13,14 @@ agent returns it to the bot; messages are still counted and stored for the agent
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
 from flask_babel import gettext as _
 
+from webapp.bots.models import Bot
 from webapp.bots.services import bot_of
 from webapp.conversations.models import (
     Attachment,
@@ -30,6 +32,7 @@ from webapp.conversations.models import (
     MessageRole,
     Outcome,
 )
+from webapp.core.security import token_digest
 from webapp.db import utcnow
 from webapp.errors import AppError, Conflict, Forbidden, NotFound
 from webapp.extensions import db
@@ -102,6 +105,24 @@ def conversation_of(
         query = query.with_for_update().execution_options(populate_existing=True)
     conversation = db.session.scalar(query)
     if conversation is None:
+        raise NotFound(_("Conversation not found."), error="conversation_not_found")
+    return conversation
+
+
+def visitor_conversation(bot: Bot, conversation_id: int, visitor_token: str) -> Conversation:
+    """A widget conversation of this bot whose visitor holds `visitor_token`, or 404 (as for
+    any conversation the visitor did not start, another bot's or an API one)."""
+    conversation = db.session.scalar(
+        sa.select(Conversation).where(
+            Conversation.id == conversation_id, Conversation.bot_id == bot.id
+        )
+    )
+    stored = conversation.visitor_token_hash if conversation is not None else None
+    if (
+        conversation is None
+        or stored is None
+        or not hmac.compare_digest(stored, token_digest(visitor_token))
+    ):
         raise NotFound(_("Conversation not found."), error="conversation_not_found")
     return conversation
 
@@ -304,5 +325,16 @@ def attachment_of(organization_id: int, message_id: int) -> Attachment:
         )
     )
     if attachment is None:
+        raise NotFound(_("Attachment not found."), error="attachment_not_found")
+    return attachment
+
+
+def conversation_attachment(
+    organization_id: int, conversation_id: int, message_id: int
+) -> Attachment:
+    """The attachment of a message in this conversation of the organization, or 404."""
+    conversation = conversation_of(organization_id, conversation_id)
+    attachment = attachment_of(organization_id, message_id)
+    if attachment.message.conversation_id != conversation.id:
         raise NotFound(_("Attachment not found."), error="attachment_not_found")
     return attachment
