@@ -15,7 +15,7 @@ from tests.kb import add_entry, faq_path
 from tests.usage.conftest import Tenant, key_headers
 from webapp.bots.models import Bot
 from webapp.extensions import db
-from webapp.kb.importing import MAX_IMPORT_ROWS
+from webapp.kb.importing import MAX_IMPORT_BYTES, MAX_IMPORT_ROWS
 
 
 def csv_bytes(rows: list[list[str]], encoding: str = "utf-8") -> bytes:
@@ -240,7 +240,7 @@ def test_unreadable_files_and_limits_are_clear_errors(tenant: Tenant) -> None:
     )
     too_many = [["question", "answer"]] + [[f"问题{i}", "答案"] for i in range(MAX_IMPORT_ROWS + 1)]
     assert_error(upload(tenant, bot_id, csv_bytes(too_many)), 422, "too_many_rows")
-    too_big = csv_bytes([["question", "answer"]]) + b"a" * (5 * 1024 * 1024)
+    too_big = csv_bytes([["question", "answer"]]) + b"a" * MAX_IMPORT_BYTES
     assert_error(upload(tenant, bot_id, too_big), 413, "file_too_large")
     assert_error(upload(tenant, bot_id, too_big + b"a" * 200_000), 413, "payload_too_large")
     assert_error(

@@ -50,7 +50,11 @@ IMPORT_REQUEST_BODY: dict[str, Any] = {
                     "file": {
                         "type": "string",
                         "format": "binary",
-                        "description": "CSV (UTF-8 or GBK) or XLSX, up to 5 MB and 10,000 rows",
+                        "description": (
+                            f"CSV (UTF-8 or GBK) or XLSX, up to "
+                            f"{importing.MAX_IMPORT_BYTES // 2**20} MB and "
+                            f"{importing.MAX_IMPORT_ROWS:,} rows"
+                        ),
                     },
                     "dry_run": {
                         "type": "boolean",

@@ -49,7 +49,7 @@ from webapp.kb.services import (
 )
 from webapp.orgs.models import OrganizationMember
 
-MAX_IMPORT_BYTES = 5 * 1024 * 1024
+MAX_IMPORT_BYTES = 10 * 1024 * 1024
 MAX_IMPORT_ROWS = 10_000
 # An XLSX is a zip archive: refuse one that unpacks to far more than any FAQ needs.
 MAX_UNPACKED_BYTES = 100 * 1024 * 1024
