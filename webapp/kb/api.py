@@ -51,7 +51,7 @@ IMPORT_REQUEST_BODY: dict[str, Any] = {
                         "type": "string",
                         "format": "binary",
                         "description": (
-                            f"CSV (UTF-8 or GBK) or XLSX, up to "
+                            "CSV (UTF-8 or GBK) or XLSX, up to "
                             f"{importing.MAX_IMPORT_BYTES // 2**20} MB and "
                             f"{importing.MAX_IMPORT_ROWS:,} rows"
                         ),
