@@ -137,7 +137,7 @@ def test_import_previews_rows_with_errors_then_imports_the_previewed_file(
 
     html = preview.get_data(as_text=True)
     assert preview.status_code == 200
-    assert 'data-valid="false"' in html and '<tr data-row="3"><td>3</td><td>question</td>' in html
+    assert 'data-valid="false"' in html and '<tr data-row="3"><td>3</td><td>Question</td>' in html
     assert 'id="confirm-import"' not in html
     assert stored(app, bot_id) == []
 
