@@ -101,6 +101,7 @@ def register_blueprints(app: Flask) -> None:
     from webapp.core import views as core_views
     from webapp.extensions import api, csrf
     from webapp.kb import api as kb_api
+    from webapp.kb import views as kb_views
     from webapp.orgs import api as orgs_api
     from webapp.orgs import views as orgs_views
     from webapp.payments import api as payments_api
@@ -116,6 +117,7 @@ def register_blueprints(app: Flask) -> None:
         payments_views,
         bots_views,
         conversations_views,
+        kb_views,
         usage_views,
     )
     for module in portal:

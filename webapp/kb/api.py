@@ -7,9 +7,13 @@ Another organization's bot or entry is 404.
 
 from __future__ import annotations
 
+from io import BytesIO
 from typing import Any
 
+import marshmallow as ma
+from flask import Response, request, send_file
 from flask.views import MethodView
+from flask_babel import gettext as _
 from flask_smorest import Blueprint
 from flask_smorest.pagination import PaginationParameters
 
@@ -17,19 +21,64 @@ from webapp.bots.api import ORGANIZATION_PARAMETER, PEOPLE_ONLY
 from webapp.bots.auth import caller_required, person_membership, person_required
 from webapp.bots.services import bot_of
 from webapp.core.pagination import paginate
+from webapp.errors import AppError, ErrorSchema
 from webapp.extensions import db
-from webapp.kb import services
+from webapp.kb import importing, services
 from webapp.kb.models import FaqEntry
 from webapp.kb.schemas import (
     AnswerPreviewArgsSchema,
     AnswerPreviewSchema,
+    ExportArgsSchema,
     FaqEntryCreateSchema,
     FaqEntrySchema,
     FaqEntryUpdateSchema,
     FaqListArgsSchema,
+    ImportFormSchema,
+    ImportReportSchema,
 )
 
 blp = Blueprint("kb_api", __name__, url_prefix="/api/v1", description="Knowledge base")
+
+IMPORT_REQUEST_BODY: dict[str, Any] = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["file"],
+                "properties": {
+                    "file": {
+                        "type": "string",
+                        "format": "binary",
+                        "description": (
+                            "CSV (UTF-8 or GBK) or XLSX, up to "
+                            f"{importing.MAX_IMPORT_BYTES // 2**20} MB and "
+                            f"{importing.MAX_IMPORT_ROWS:,} rows"
+                        ),
+                    },
+                    "dry_run": {
+                        "type": "boolean",
+                        "default": False,
+                        "description": "Only check the file and show what would change",
+                    },
+                    "mode": {
+                        "type": "string",
+                        "enum": [mode.value for mode in importing.ImportMode],
+                        "default": importing.ImportMode.MERGE.value,
+                        "description": (
+                            "`merge`: add new questions, update entries with the same question; "
+                            "`replace`: the file becomes the whole knowledge base"
+                        ),
+                    },
+                },
+            }
+        }
+    },
+}
+EXPORT_CONTENT: dict[str, Any] = {
+    mimetype: {"schema": {"type": "string", "format": "binary"}}
+    for mimetype in (importing.CSV_MIMETYPE, importing.XLSX_MIMETYPE)
+}
 
 
 @blp.route("/bots/<int:bot_id>/faq", parameters=[ORGANIZATION_PARAMETER])
@@ -106,3 +155,109 @@ class AnswerPreview(MethodView):
         bot = bot_of(person_membership().organization_id, bot_id)
         answer = services.answer_question(bot, data["question"])
         return {**answer.__dict__, "threshold": bot.answer_threshold}
+
+
+@blp.url_value_preprocessor
+def _allow_import_upload(endpoint: str | None, _values: dict[str, Any] | None) -> None:
+    if endpoint == f"{blp.name}.{FaqImport.__name__}":
+        importing.allow_import_upload()
+
+
+def report_view(report: importing.ImportReport, *, dry_run: bool) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "dry_run": dry_run,
+        "mode": report.mode.value,
+        "valid": report.valid,
+        "total": len(report.rows),
+        "created": report.created,
+        "updated": report.updated,
+        "deleted": report.deleted,
+        "errors": report.errors,
+    }
+    if dry_run:
+        view["rows"] = report.rows
+    return view
+
+
+def _read_import_request() -> tuple[bytes, dict[str, Any]]:
+    if request.mimetype != "multipart/form-data":
+        raise AppError(
+            _("Send the file as multipart/form-data."), error="unsupported_media_type", status=415
+        )
+    try:
+        data = ImportFormSchema().load(request.form.to_dict())
+    except ma.ValidationError as error:
+        raise AppError(
+            _("The request is not valid."),
+            error="validation_error",
+            status=422,
+            errors=error.normalized_messages(),
+        ) from None
+    file = request.files.get("file")
+    if file is None:
+        message = _("Attach the file.")
+        raise AppError(message, error="validation_error", status=422, errors={"file": [message]})
+    return file.read(importing.MAX_IMPORT_BYTES + 1), data
+
+
+@blp.route("/bots/<int:bot_id>/faq/import", parameters=[ORGANIZATION_PARAMETER])
+class FaqImport(MethodView):
+    decorators = [person_required, caller_required]
+
+    @blp.response(201, ImportReportSchema, description="Imported: every row saved")
+    @blp.alt_response(
+        200, schema=ImportReportSchema, success=True, description="`dry_run`: nothing saved"
+    )
+    @blp.alt_response(413, schema=ErrorSchema, description="`file_too_large`")
+    @blp.alt_response(415, schema=ErrorSchema, description="Not multipart/form-data")
+    @blp.alt_response(
+        422,
+        schema=ErrorSchema,
+        description=(
+            "`import_rejected` (row errors in `errors.rows`; nothing saved), "
+            "`unreadable_file`, `too_many_rows` or `validation_error`"
+        ),
+    )
+    @blp.doc(requestBody=IMPORT_REQUEST_BODY, **PEOPLE_ONLY)
+    def post(self, bot_id: int) -> tuple[dict[str, Any], int]:
+        """Import FAQ entries from CSV or XLSX (owner or admin); all rows or none
+
+        With `dry_run` the answer is a preview: each row, what it would do and its
+        errors. A real import of a file with any bad row answers 422 with the same
+        row errors and saves nothing.
+        """
+        content, data = _read_import_request()
+        dry_run = data["dry_run"]
+        report = importing.import_entries(
+            person_membership(),
+            bot_id,
+            content,
+            importing.ImportMode(data["mode"]),
+            dry_run=dry_run,
+        )
+        if dry_run:
+            return report_view(report, dry_run=True), 200
+        db.session.commit()
+        return report_view(report, dry_run=False), 201
+
+
+@blp.route("/bots/<int:bot_id>/faq/export", parameters=[ORGANIZATION_PARAMETER])
+class FaqExport(MethodView):
+    decorators = [person_required, caller_required]
+
+    @blp.arguments(ExportArgsSchema, location="query")
+    @blp.response(200, description="The entries as a file that imports back unchanged")
+    @blp.doc(
+        responses={
+            "200": {"description": "CSV (UTF-8 with BOM) or XLSX", "content": EXPORT_CONTENT}
+        },
+        **PEOPLE_ONLY,
+    )
+    def get(self, args: dict[str, Any], bot_id: int) -> Response:
+        """Export the FAQ entries as CSV or XLSX, with the import's columns (any member)"""
+        content, mimetype, name = importing.export_file(
+            person_membership(), bot_id, importing.ExportFormat(args["format"])
+        )
+        return send_file(
+            BytesIO(content), mimetype=mimetype, as_attachment=True, download_name=name
+        )

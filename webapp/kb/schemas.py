@@ -1,6 +1,7 @@
-from marshmallow import Schema, fields, validate
+from marshmallow import EXCLUDE, Schema, fields, validate
 
 from webapp.core.validation import Text
+from webapp.kb.importing import ExportFormat, ImportMode
 from webapp.kb.models import (
     ANSWER_MAX_LENGTH,
     MAX_SIMILAR_QUESTIONS,
@@ -75,3 +76,52 @@ class AnswerPreviewSchema(Schema):
     engine = fields.String()
     threshold = fields.Float()
     matches = fields.List(fields.Nested(MatchSchema))
+
+
+class ImportFormSchema(Schema):
+    """The form fields beside the file of a multipart import."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    dry_run = fields.Boolean(load_default=False)
+    mode = fields.String(
+        load_default=ImportMode.MERGE.value,
+        validate=validate.OneOf([mode.value for mode in ImportMode]),
+    )
+
+
+class ExportArgsSchema(Schema):
+    format = fields.String(
+        load_default=ExportFormat.CSV.value,
+        validate=validate.OneOf([f.value for f in ExportFormat]),
+    )
+
+
+class RowErrorSchema(Schema):
+    row = fields.Integer(metadata={"description": "As a spreadsheet numbers it (header: 1)"})
+    field = fields.String()
+    message = fields.String()
+
+
+class ImportRowSchema(Schema):
+    row = fields.Integer()
+    question = fields.String()
+    answer = fields.String()
+    similar_questions = fields.List(fields.String())
+    is_enabled = fields.Boolean()
+    action = fields.String(metadata={"description": "`create`, or `update` of entry_id"})
+    entry_id = fields.Integer(allow_none=True)
+    errors = fields.List(fields.Nested(RowErrorSchema))
+
+
+class ImportReportSchema(Schema):
+    dry_run = fields.Boolean()
+    mode = fields.String()
+    valid = fields.Boolean(metadata={"description": "No row has an error"})
+    total = fields.Integer()
+    created = fields.Integer()
+    updated = fields.Integer()
+    deleted = fields.Integer(metadata={"description": "Entries not in the file (`replace`)"})
+    errors = fields.List(fields.Nested(RowErrorSchema))
+    rows = fields.List(fields.Nested(ImportRowSchema), metadata={"description": "Previews only"})
