@@ -274,3 +274,29 @@ def test_a_bot_must_be_named_and_enabled(app: Flask, tenant: Tenant) -> None:
         403,
         "bot_disabled",
     )
+
+
+def test_an_upload_may_exceed_the_apps_body_limit_up_to_its_own(app: Flask, tenant: Tenant) -> None:
+    tenant.set_plan("pro")
+    _bot_id, key, _entries = bot_with_faq(tenant)
+    client = app.test_client()
+    conversation = start(client, key_headers(key))
+    path = messages_path(conversation["id"])
+    photo = b"\xff\xd8" + b"0" * (3 * 1024 * 1024)  # 3 MB: above the 1 MB app limit
+
+    accepted = client.post(
+        path,
+        data={"kind": "image", "file": (io.BytesIO(photo), "big.jpg", "image/jpeg")},
+        headers=key_headers(key),
+    )
+    assert accepted.status_code == 201, accepted.get_json()
+    assert accepted.get_json()["message"]["attachment"]["size"] == len(photo)
+
+    too_big = b"0" * (6 * 1024 * 1024)
+    refused = client.post(
+        path,
+        data={"kind": "image", "file": (io.BytesIO(too_big), "huge.jpg", "image/jpeg")},
+        headers=key_headers(key),
+    )
+    assert_error(refused, 413, "payload_too_large")
+    assert len(stored_messages(app, conversation["id"])) == 2

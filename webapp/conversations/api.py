@@ -50,6 +50,7 @@ from webapp.conversations.schemas import (
     UploadFormSchema,
 )
 from webapp.core.pagination import paginate
+from webapp.core.uploads import allow_uploads
 from webapp.errors import AppError, ErrorSchema, NotFound
 from webapp.extensions import db
 from webapp.kb.models import FaqEntry
@@ -360,3 +361,6 @@ class AttachmentFile(MethodView):
             mimetype=attachment.content_type,
             download_name=attachment.filename or f"message-{message_id}",
         )
+
+
+allow_uploads(blp, {Messages.__name__}, MAX_ATTACHMENT_BYTES)

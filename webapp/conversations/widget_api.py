@@ -32,7 +32,7 @@ from webapp.bots.models import DEFAULT_WIDGET_COLOR, Bot
 from webapp.bots.services import bot_by_publishable_key
 from webapp.conversations import services
 from webapp.conversations.api import exchange_response, read_message_request
-from webapp.conversations.models import Channel, Conversation
+from webapp.conversations.models import MAX_ATTACHMENT_BYTES, Channel, Conversation
 from webapp.conversations.schemas import (
     MessageIdempotencyHeaderSchema,
     MessagesArgsSchema,
@@ -43,6 +43,7 @@ from webapp.conversations.schemas import (
     WidgetMessagesSchema,
 )
 from webapp.core.security import new_token, token_digest
+from webapp.core.uploads import allow_uploads
 from webapp.errors import ErrorSchema, Forbidden
 from webapp.extensions import db, limiter
 
@@ -222,3 +223,6 @@ class Messages(MethodView):
         body, status, response_headers = exchange_response(exchange)
         kept = {k: v for k, v in response_headers.items() if not k.startswith("X-Quota-")}
         return body, status, kept
+
+
+allow_uploads(blp, {Messages.__name__}, MAX_ATTACHMENT_BYTES)

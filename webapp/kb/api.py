@@ -21,6 +21,7 @@ from webapp.bots.api import ORGANIZATION_PARAMETER, PEOPLE_ONLY
 from webapp.bots.auth import caller_required, person_membership, person_required
 from webapp.bots.services import bot_of
 from webapp.core.pagination import paginate
+from webapp.core.uploads import allow_uploads
 from webapp.errors import AppError, ErrorSchema
 from webapp.extensions import db
 from webapp.kb import importing, services
@@ -157,12 +158,6 @@ class AnswerPreview(MethodView):
         return {**answer.__dict__, "threshold": bot.answer_threshold}
 
 
-@blp.url_value_preprocessor
-def _allow_import_upload(endpoint: str | None, _values: dict[str, Any] | None) -> None:
-    if endpoint == f"{blp.name}.{FaqImport.__name__}":
-        importing.allow_import_upload()
-
-
 def report_view(report: importing.ImportReport, *, dry_run: bool) -> dict[str, Any]:
     view: dict[str, Any] = {
         "dry_run": dry_run,
@@ -261,3 +256,6 @@ class FaqExport(MethodView):
         return send_file(
             BytesIO(content), mimetype=mimetype, as_attachment=True, download_name=name
         )
+
+
+allow_uploads(blp, {FaqImport.__name__}, importing.MAX_IMPORT_BYTES)

@@ -31,7 +31,6 @@ from typing import Any
 
 import openpyxl
 import sqlalchemy as sa
-from flask import request
 from flask_babel import gettext as _
 
 from webapp.bots.models import Bot
@@ -55,7 +54,6 @@ MAX_IMPORT_ROWS = 10_000
 MAX_UNPACKED_BYTES = 100 * 1024 * 1024
 MAX_COLUMNS = 50
 # Room for the multipart envelope and the other form fields around the file.
-MULTIPART_OVERHEAD = 64 * 1024
 
 COLUMNS = ("question", "answer", "similar_questions", "enabled")
 HEADER_NAMES = {
@@ -158,14 +156,6 @@ class ImportRejected(AppError):
 
 def unreadable(message: str) -> AppError:
     return AppError(message, error="unreadable_file", status=422, errors={"file": [message]})
-
-
-def allow_import_upload() -> None:
-    """Let this request carry an import file (the app's body limit is smaller).
-
-    Call it before anything reads the form (CSRF does, in `before_request`).
-    """
-    request.max_content_length = MAX_IMPORT_BYTES + MULTIPART_OVERHEAD
 
 
 # --- reading ------------------------------------------------------------------

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 from io import BytesIO
-from typing import Any
 
 from flask import (
     Blueprint,
@@ -32,6 +31,7 @@ from werkzeug.wrappers import Response
 
 from webapp.bots.models import Bot
 from webapp.bots.services import bot_of
+from webapp.core.uploads import allow_uploads
 from webapp.errors import AppError
 from webapp.extensions import db
 from webapp.kb import importing, services
@@ -47,10 +47,7 @@ ENTRIES_PER_PAGE = 50
 PREVIEW_ROWS = 200  # rows shown in an import preview; every error is listed
 
 
-@bp.url_value_preprocessor
-def _allow_import_upload(endpoint: str | None, _values: dict[str, Any] | None) -> None:
-    if endpoint == "kb.import_file" and request.method == "POST":
-        importing.allow_import_upload()
+allow_uploads(bp, {"import_file"}, importing.MAX_IMPORT_BYTES)
 
 
 def _membership_and_bot(bot_id: int) -> tuple[OrganizationMember, Bot]:
