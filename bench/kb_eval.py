@@ -159,7 +159,9 @@ def main() -> int:
             if o.best_id != o.question.expected_id and (
                 o.question.expected_id is not None or o.confidence >= DEFAULT_ANSWER_THRESHOLD
             ):
-                print(f"  {o.question.expected_id}\t{o.best_id}\t{o.confidence:.2f}\t{o.question.text}")
+                print(
+                    f"  {o.question.expected_id}\t{o.best_id}\t{o.confidence:.2f}\t{o.question.text}"
+                )
     return 0
 
 

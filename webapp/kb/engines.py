@@ -6,12 +6,21 @@ threshold; below it the bot says its fallback text and asks for a person.
 
 Each process keeps one index per bot, tagged with the bot's
 `knowledge_version`: any change to the bot's entries bumps the version, and the
-next question rebuilds the index once; questions in between only search it.
+next question rebuilds the index once; questions in between only search it. The
+last `MAX_CACHED_INDEXES` bots' indexes are kept (least recently used goes first).
 
-Confidence is how much of the question the entry covers, weighted by IDF:
-the geometric mean of the share of the question's weight found in the
-matched phrasing and the share of the phrasing's weight found in the question,
-so 1.0 is the same words and an entry that shares only a common word stays low.
+Retrieval: BM25 over every phrasing of every enabled entry (question and similar
+questions, one document each) picks the candidates; confidence then ranks them.
+
+Confidence says how sure the bot is that an entry answers the question, from IDF
+weights (rare words weigh more, words the knowledge base has never seen the most):
+`coverage ** 0.7 * precision ** 0.3`, where coverage is the share of the question's
+weight that the entry knows (in any phrasing or in its answer) and precision the
+share of the matched phrasing's weight that the question contains. 1.0 is the same
+words; a question about something the knowledge base does not mention, or that
+shares only a common word with an entry, stays low. Coverage weighs more because
+customers add context ("我上周买的…") that no phrasing has, while an entry's phrasing
+is short and mostly essential.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ import logging
 import math
 import threading
 from collections import Counter, OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -87,20 +97,26 @@ class KnowledgeIndex:
 
     def __init__(self, entries: list[IndexedEntry]) -> None:
         self.entries = {entry.id: entry for entry in entries}
-        self.documents: list[tuple[int, str, set[str]]] = []
+        self.documents: list[tuple[int, str, frozenset[str]]] = []
+        # Everything each entry knows about: its phrasings' tokens and its answer's.
+        self.entry_tokens: dict[int, frozenset[str]] = {}
         corpus: list[list[str]] = []
         for entry in entries:
+            known = set(tokenize(entry.answer))
             for phrasing in (entry.question, *entry.similar_questions):
                 tokens = tokenize(phrasing)
                 if tokens:
-                    self.documents.append((entry.id, phrasing, set(tokens)))
+                    self.documents.append((entry.id, phrasing, frozenset(tokens)))
                     corpus.append(tokens)
+                    known.update(tokens)
+            self.entry_tokens[entry.id] = frozenset(known)
         frequencies: Counter[str] = Counter()
-        for _entry_id, _phrasing, phrasing_tokens in self.documents:
-            frequencies.update(phrasing_tokens)
-        count = len(self.documents)
+        for tokens in self.entry_tokens.values():
+            frequencies.update(tokens)
+        count = len(self.entry_tokens)
         self.idf = {token: _idf(count, df) for token, df in frequencies.items()}
         self.unknown_idf = _idf(count, 0)
+        self.vocabulary = frozenset(token for tokens in corpus for token in tokens)
         self.retriever: bm25s.BM25 | None = None
         if corpus:
             self.retriever = bm25s.BM25()
@@ -108,20 +124,23 @@ class KnowledgeIndex:
 
     def search(self, question: str, limit: int = CANDIDATES) -> list[Match]:
         """The best matches, one per entry, best first."""
-        query = tokenize(question)
-        known = [token for token in query if token in self.idf]
-        if self.retriever is None or not known:
+        query = set(tokenize(question))
+        searched = [token for token in query if token in self.vocabulary]
+        if self.retriever is None or not searched:
             return []
-        scores = self.retriever.get_scores(known)
-        order = np.argsort(-scores)
+        scores = self.retriever.get_scores(searched)
+        kept = min(limit * 4, len(scores))  # phrasings looked at: an entry may have several
+        top = np.argpartition(-scores, kept - 1)[:kept]
+        question_weight = self._weight(query)
         matches: dict[int, Match] = {}
-        query_tokens = set(query)
-        for position in order[: limit * 4]:
+        for position in top[np.argsort(-scores[top])]:
             score = float(scores[position])
             if score <= 0:
                 break
             entry_id, phrasing, tokens = self.documents[int(position)]
-            confidence = self._confidence(query_tokens, tokens)
+            coverage = self._weight(query & self.entry_tokens[entry_id]) / question_weight
+            precision = self._weight(query & tokens) / self._weight(tokens)
+            confidence = coverage**0.7 * precision**0.3
             best = matches.get(entry_id)
             if best is None or confidence > best.confidence:
                 entry = self.entries[entry_id]
@@ -131,14 +150,8 @@ class KnowledgeIndex:
         ranked = sorted(matches.values(), key=lambda m: (m.confidence, m.score), reverse=True)
         return ranked[:limit]
 
-    def _weight(self, tokens: set[str]) -> float:
+    def _weight(self, tokens: Iterable[str]) -> float:
         return sum(self.idf.get(token, self.unknown_idf) for token in tokens)
-
-    def _confidence(self, query: set[str], document: set[str]) -> float:
-        shared = self._weight(query & document)
-        if not shared:
-            return 0.0
-        return math.sqrt(shared / self._weight(query) * shared / self._weight(document))
 
 
 def _idf(documents: int, frequency: int) -> float:
