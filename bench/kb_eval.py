@@ -159,9 +159,8 @@ def main() -> int:
             if o.best_id != o.question.expected_id and (
                 o.question.expected_id is not None or o.confidence >= DEFAULT_ANSWER_THRESHOLD
             ):
-                print(
-                    f"  {o.question.expected_id}\t{o.best_id}\t{o.confidence:.2f}\t{o.question.text}"
-                )
+                expected, got = o.question.expected_id, o.best_id
+                print(f"  {expected}\t{got}\t{o.confidence:.2f}\t{o.question.text}")
     return 0
 
 
