@@ -111,8 +111,8 @@ class KnowledgeIndex:
                     known.update(tokens)
             self.entry_tokens[entry.id] = frozenset(known)
         frequencies: Counter[str] = Counter()
-        for tokens in self.entry_tokens.values():
-            frequencies.update(tokens)
+        for entry_tokens in self.entry_tokens.values():
+            frequencies.update(entry_tokens)
         count = len(self.entry_tokens)
         self.idf = {token: _idf(count, df) for token, df in frequencies.items()}
         self.unknown_idf = _idf(count, 0)
