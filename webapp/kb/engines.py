@@ -37,6 +37,7 @@ from typing import Protocol
 import bm25s
 import numpy as np
 import sqlalchemy as sa
+from flask import current_app
 from flask_babel import gettext as _
 
 from webapp.bots.models import Bot
@@ -204,5 +205,15 @@ class LexicalEngine:
 
 
 def answer_engine() -> AnswerEngine:
-    """The configured engine."""
+    """The configured engine: the LLM one when LLM_BASE_URL and LLM_MODEL are set."""
+    config = current_app.config
+    if config.get("LLM_BASE_URL") and config.get("LLM_MODEL"):
+        from webapp.kb.llm import LlmEngine  # it builds on this module
+
+        return LlmEngine(
+            config["LLM_BASE_URL"],
+            config["LLM_MODEL"],
+            config.get("LLM_API_KEY") or "",
+            float(config.get("LLM_TIMEOUT_SECONDS") or 10),
+        )
     return LexicalEngine()
