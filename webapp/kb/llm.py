@@ -70,7 +70,7 @@ class LlmEngine:
 
     def _complete(self, messages: list[dict[str, str]]) -> str:
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        payload = {
+        payload: dict[str, Any] = {
             "model": self.model,
             "messages": messages,
             "temperature": 0,
