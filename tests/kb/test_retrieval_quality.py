@@ -53,9 +53,9 @@ def test_the_engine_answers_the_labelled_questions_well_enough(app: Flask, tenan
 
     scores = score(outcomes, DEFAULT_ANSWER_THRESHOLD)
     assert scores.answerable >= 180 and scores.unanswerable >= 60
-    assert 1 - sum(handoffs) / len(handoffs) == scores.answer_rate
-    # Measured: top-1 68.6%, answered correctly 34.1%, answer rate 27.4%, false 2.4%.
-    assert scores.top1 >= 0.66
-    assert scores.answered_correctly >= 0.32
-    assert scores.answer_rate >= 0.25
+    assert len(handoffs) - sum(handoffs) == round(scores.answer_rate * len(handoffs))
+    # Measured: top-1 71.9%, answered correctly 37.8%, answer rate 29.8%, false 2.0%.
+    assert scores.top1 >= 0.70
+    assert scores.answered_correctly >= 0.35
+    assert scores.answer_rate >= 0.27
     assert scores.false_answers <= 0.03

@@ -96,16 +96,20 @@ class IndexedEntry:
 class KnowledgeIndex:
     """BM25 over every phrasing of a bot's enabled entries (one document per phrasing)."""
 
-    def __init__(self, entries: list[IndexedEntry]) -> None:
+    def __init__(self, entries: list[IndexedEntry], previous: KnowledgeIndex | None = None) -> None:
+        """`previous`, the bot's index before the change, lends the tokens of unchanged texts
+        (tokenizing is most of the build: 10,000 entries take seconds from scratch)."""
         self.entries = {entry.id: entry for entry in entries}
         self.documents: list[tuple[int, str, frozenset[str]]] = []
         # Everything each entry knows about: its phrasings' tokens and its answer's.
         self.entry_tokens: dict[int, frozenset[str]] = {}
+        self.tokens: dict[str, list[str]] = {}  # text -> tokens, for the next build
+        earlier = previous.tokens if previous else {}
         corpus: list[list[str]] = []
         for entry in entries:
-            known = set(tokenize(entry.answer))
+            known = set(self._tokenize(entry.answer, earlier))
             for phrasing in (entry.question, *entry.similar_questions):
-                tokens = tokenize(phrasing)
+                tokens = self._tokenize(phrasing, earlier)
                 if tokens:
                     self.documents.append((entry.id, phrasing, frozenset(tokens)))
                     corpus.append(tokens)
@@ -130,7 +134,8 @@ class KnowledgeIndex:
         if self.retriever is None or not searched:
             return []
         scores = self.retriever.get_scores(searched)
-        kept = min(limit * 4, len(scores))  # phrasings looked at: an entry may have several
+        # Phrasings looked at (an entry may have several), however few matches are wanted.
+        kept = min(max(limit, CANDIDATES) * 4, len(scores))
         top = np.argpartition(-scores, kept - 1)[:kept]
         question_weight = self._weight(query)
         matches: dict[int, Match] = {}
@@ -150,6 +155,13 @@ class KnowledgeIndex:
                 )
         ranked = sorted(matches.values(), key=lambda m: (m.confidence, m.score), reverse=True)
         return ranked[:limit]
+
+    def _tokenize(self, text: str, earlier: dict[str, list[str]]) -> list[str]:
+        tokens = self.tokens.get(text) or earlier.get(text)
+        if tokens is None:
+            tokens = tokenize(text)
+        self.tokens[text] = tokens
+        return tokens
 
     def _weight(self, tokens: Iterable[str]) -> float:
         return sum(self.idf.get(token, self.unknown_idf) for token in tokens)
@@ -171,6 +183,7 @@ def index_for(bot: Bot) -> KnowledgeIndex:
         if cached is not None and cached[0] == bot.knowledge_version:
             _indexes.move_to_end(tag)
             return cached[1]
+    previous = cached[1] if cached is not None else None
     rows = db.session.execute(
         sa.select(FaqEntry.id, FaqEntry.question, FaqEntry.answer, FaqEntry.similar_questions)
         .where(FaqEntry.bot_id == bot.id, FaqEntry.is_enabled.is_(True))
@@ -180,7 +193,8 @@ def index_for(bot: Bot) -> KnowledgeIndex:
         [
             IndexedEntry(row.id, row.question, row.answer, tuple(row.similar_questions))
             for row in rows
-        ]
+        ],
+        previous,
     )
     with _indexes_lock:
         _indexes[tag] = (bot.knowledge_version, index)

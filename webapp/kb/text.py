@@ -71,7 +71,7 @@ def tokenize(text: str) -> list[str]:
     _ensure_dictionary()
     tokens: list[str] = []
     run = ""  # the clause's Chinese characters so far, stop words left out
-    for word in jieba.cut(unicodedata.normalize("NFKC", text).lower()):
+    for word in jieba.cut(unicodedata.normalize("NFKC", text).lower(), HMM=False):
         word = word.strip()
         if word in STOPWORDS:
             continue
