@@ -15,7 +15,9 @@ def test_a_rebuild_answers_from_the_changed_entries_only() -> None:
     invoices = IndexedEntry(2, "可以开发票吗？", "可以开电子发票。", ("怎么开发票",))
     after = KnowledgeIndex([SHIPPING, invoices], before)
 
-    assert after.search("退货怎么申请") == []
+    gone = after.search("退货流程是什么")
+    assert RETURNS.answer not in [m.answer for m in gone]
+    assert max(m.confidence for m in gone) < 0.2  # only a shared character (货) is left
     best = after.search("能开发票吗")[0]
     assert (best.entry_id, best.answer) == (2, "可以开电子发票。")
     assert after.search("什么时候发货")[0].entry_id == 1

@@ -1,12 +1,15 @@
 """Chinese-aware tokens for lexical retrieval: jieba words and character bigrams, minus noise.
 
-Two kinds of token, so that a paraphrase meets the entry whichever way it is worded:
+Three kinds of token, so that a paraphrase meets the entry whichever way it is worded:
 - words, in jieba's search mode, which also yields the dictionary words inside long
   ones ("退货运费" gives "退货", "运费" and "退货运费");
 - character bigrams of each clause once the stop words are out ("压瘪了茶叶罐" gives
-  "压瘪", "瘪茶", "茶叶", "叶罐"), marked with a leading "#" so they never collide with a
-  word. They catch what the dictionary splits differently or does not know (product
-  names, "小程序", "取件码").
+  "#压瘪", "#瘪茶", "#茶叶", "#叶罐"), which catch what the dictionary splits differently
+  or does not know (product names, "小程序", "取件码");
+- the clause's single characters ("@压", "@瘪", ...), which catch the same meaning in
+  another word ("退钱" and "退款", "寄出" and "寄到"). Common characters weigh little
+  (IDF), so they tip close calls rather than decide them.
+Bigrams and characters are marked so they never collide with a word.
 
 Text is NFKC-normalised (full-width letters, digits and punctuation become half-width)
 and lower-cased first. Tokens are interned: an index holds many copies of each.
@@ -27,6 +30,7 @@ jieba.setLogLevel(logging.WARNING)
 _initialised = threading.Lock()
 
 BIGRAM_MARK = "#"
+CHARACTER_MARK = "@"
 
 # Function words, pleasantries and question words: they say nothing about what a
 # customer asks (every question has a 什么 or 怎么; what it is about is in the rest).
@@ -62,9 +66,11 @@ def _search_words(word: str) -> Iterator[str]:
     yield word
 
 
-def _bigrams(run: str) -> Iterator[str]:
+def _characters(run: str) -> Iterator[str]:
     for start in range(len(run) - 1):
         yield BIGRAM_MARK + run[start : start + 2]
+    for character in run:
+        yield CHARACTER_MARK + character
 
 
 def tokenize(text: str) -> list[str]:
@@ -78,9 +84,9 @@ def tokenize(text: str) -> list[str]:
         if word and _CJK.match(word):
             run += word
         else:  # punctuation, space, Latin or digits end the run of characters
-            tokens.extend(_bigrams(run))
+            tokens.extend(_characters(run))
             run = ""
         if word and not _PUNCTUATION.match(word):
             tokens.extend(_search_words(word))
-    tokens.extend(_bigrams(run))
+    tokens.extend(_characters(run))
     return [sys.intern(token) for token in tokens]
