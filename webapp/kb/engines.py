@@ -1,13 +1,16 @@
 """Answer engines: one interface, so another engine can stand beside the default.
 
-The default, `LexicalEngine`, retrieves the best FAQ entry with jieba tokens and
-BM25 (bm25s) and answers with it when its confidence reaches the bot's
-threshold; below it the bot says its fallback text and asks for a person.
+The default, `LexicalEngine`, retrieves the best FAQ entry with BM25 (bm25s) over
+jieba words, character bigrams and single characters (`webapp.kb.text`), and answers
+with it when its confidence reaches the bot's threshold; below it the bot says its
+fallback text and asks for a person.
 
 Each process keeps one index per bot, tagged with the bot's
 `knowledge_version`: any change to the bot's entries bumps the version, and the
-next question rebuilds the index once; questions in between only search it. The
-last `MAX_CACHED_INDEXES` bots' indexes are kept (least recently used goes first).
+next question rebuilds the index once (reusing the tokens of unchanged texts);
+questions in between only search it. The last `MAX_CACHED_INDEXES` bots' indexes
+are kept (least recently used goes first). The optional LLM engine is in
+`webapp.kb.llm`.
 
 Retrieval: BM25 over every phrasing of every enabled entry (question and similar
 questions, one document each) picks the candidates; confidence then ranks them.
