@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export FLASK_APP := wsgi
 
-.PHONY: run test lint format setup services translations extract-messages bench worker clean
+.PHONY: run test lint format setup services translations extract-messages bench bench-kb bench-answer worker clean
 
 ## run: set up (venv, install, migrate; plans are seeded by the migration) and serve on :8000
 run: setup
@@ -50,6 +50,14 @@ format: $(VENV)/.dev
 ## bench: usage API throughput and latency under gunicorn (PostgreSQL on 127.0.0.1; installs wrk)
 bench: setup
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+## bench-kb: retrieval quality on the labelled set (tests/data/kb_eval), at thresholds 0.3..0.8
+bench-kb: setup
+	$(BIN)/python bench/kb_eval.py
+
+## bench-answer: answer latency over 1,000 and 10,000 synthetic FAQ entries (~1 min)
+bench-answer: setup
+	$(BIN)/python bench/answer_latency.py $(BENCH_ARGS)
 
 worker: setup
 	$(BIN)/python worker.py

@@ -87,6 +87,11 @@ class Config:
     PAYMENT_HTTP_TIMEOUT_SECONDS = 10
     # The sandbox retries a notify that was not acknowledged after these many seconds.
     SANDBOX_NOTIFY_RETRY_DELAYS = (2, 5, 15, 30, 60, 120, 300, 600)
+    # The LLM answer engine (OpenAI-compatible chat completions): on when URL and model are set.
+    LLM_BASE_URL = os.environ.get("LLM_BASE_URL", "")
+    LLM_API_KEY = os.environ.get("LLM_API_KEY", "")
+    LLM_MODEL = os.environ.get("LLM_MODEL", "")
+    LLM_TIMEOUT_SECONDS = float(os.environ.get("LLM_TIMEOUT_SECONDS") or 10)
     PROXY_FIX_HOPS = _env_int("PROXY_FIX_HOPS", 0)
     CORS_ORIGINS = [o for o in os.environ.get("CORS_ORIGINS", "").split(",") if o]
 
@@ -223,6 +228,8 @@ class TestConfig(Config):
     RATELIMIT_STORAGE_URI = "memory://"
     RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = False  # limiter errors must surface in tests
     MAIL_SUPPRESS_SEND = True
+    LLM_BASE_URL = ""  # the lexical engine, whatever the environment says
+    LLM_MODEL = ""
     RQ_ASYNC = False  # jobs run at once, in the test's process, through a real RQ queue
     BABEL_DEFAULT_LOCALE = "zh_CN"
     # Cheap hashes keep the suite fast; the algorithm and code path are the production ones.

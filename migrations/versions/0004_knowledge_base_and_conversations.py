@@ -187,7 +187,7 @@ def upgrade():
     # columns become required.
     with op.batch_alter_table("bots", schema=None) as batch_op:
         batch_op.add_column(
-            sa.Column("answer_threshold", sa.Double(), nullable=False, server_default="0.5")
+            sa.Column("answer_threshold", sa.Double(), nullable=False, server_default="0.45")
         )
         batch_op.add_column(
             sa.Column("fallback_text", sa.String(length=500), nullable=False, server_default="")

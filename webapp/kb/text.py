@@ -1,22 +1,39 @@
-"""Chinese-aware tokens for lexical retrieval: jieba's search-mode words, minus noise.
+"""Chinese-aware tokens for lexical retrieval: jieba words and character bigrams, minus noise.
 
-Search mode also yields the shorter words inside long ones ("退货运费" gives
-"退货", "运费" and "退货运费"), so a paraphrase that splits a phrase differently
-still meets the entry. Latin words and numbers are lower-cased.
+Three kinds of token, so that a paraphrase meets the entry whichever way it is worded:
+- words, in jieba's search mode, which also yields the dictionary words inside long
+  ones ("退货运费" gives "退货", "运费" and "退货运费");
+- character bigrams of each clause once the stop words are out ("压瘪了茶叶罐" gives
+  "#压瘪", "#瘪茶", "#茶叶", "#叶罐"), which catch what the dictionary splits differently
+  or does not know (product names, "小程序", "取件码");
+- the clause's single characters ("@压", "@瘪", ...), which catch the same meaning in
+  another word ("退钱" and "退款", "寄出" and "寄到"). Common characters weigh little
+  (IDF), so they tip close calls rather than decide them.
+Bigrams and characters are marked so they never collide with a word.
+
+Text is NFKC-normalised (full-width letters, digits and punctuation become half-width)
+and lower-cased first. Tokens are interned: an index holds many copies of each.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import sys
 import threading
+import unicodedata
+from collections.abc import Iterator
 
 import jieba
 
 jieba.setLogLevel(logging.WARNING)
 _initialised = threading.Lock()
 
-# Function words and pleasantries that say nothing about what a customer asks.
+BIGRAM_MARK = "#"
+CHARACTER_MARK = "@"
+
+# Function words, pleasantries and question words: they say nothing about what a
+# customer asks (every question has a 什么 or 怎么; what it is about is in the rest).
 _STOPWORD_TEXT = """
 的 了 吗 呢 吧 啊 呀 哦 嘛 么 哈 喔 噢 哇 啦 呗 咯
 我 你 您 他 她 它 我们 你们 他们 咱 咱们 自己
@@ -24,9 +41,11 @@ _STOPWORD_TEXT = """
 这 那 这个 那个 这里 那里 这边 那边 一下 一个 个
 请问 请 问 想 想要 要 能 能不能 可以 可不可以 会 请问一下 谢谢 你好 您好
 麻烦 问一下 一下子 嗯 呃 额 哎 唉 诶
+怎么 怎么办 怎么样 怎样 如何 什么 为什么 为啥 啥 哪 哪里 哪儿 哪些 哪个
 """
 STOPWORDS = frozenset(_STOPWORD_TEXT.split())
-_PUNCTUATION = re.compile(r"^[\W_]+$", re.UNICODE)
+_PUNCTUATION = re.compile(r"^[\W_]+$")
+_CJK = re.compile(r"^[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+$")
 
 
 def _ensure_dictionary() -> None:
@@ -36,11 +55,38 @@ def _ensure_dictionary() -> None:
             jieba.initialize()
 
 
+def _search_words(word: str) -> Iterator[str]:
+    """The word and the dictionary words inside it, as jieba's `cut_for_search` gives them."""
+    frequencies = jieba.dt.FREQ
+    for size in (2, 3):
+        if len(word) > size:
+            for start in range(len(word) - size + 1):
+                if frequencies.get(gram := word[start : start + size]):
+                    yield gram
+    yield word
+
+
+def _characters(run: str) -> Iterator[str]:
+    for start in range(len(run) - 1):
+        yield BIGRAM_MARK + run[start : start + 2]
+    for character in run:
+        yield CHARACTER_MARK + character
+
+
 def tokenize(text: str) -> list[str]:
     _ensure_dictionary()
-    tokens = []
-    for word in jieba.cut_for_search(text.lower()):
+    tokens: list[str] = []
+    run = ""  # the clause's Chinese characters so far, stop words left out
+    for word in jieba.cut(unicodedata.normalize("NFKC", text).lower(), HMM=False):
         word = word.strip()
-        if word and word not in STOPWORDS and not _PUNCTUATION.match(word):
-            tokens.append(word)
-    return tokens
+        if word in STOPWORDS:
+            continue
+        if word and _CJK.match(word):
+            run += word
+        else:  # punctuation, space, Latin or digits end the run of characters
+            tokens.extend(_characters(run))
+            run = ""
+        if word and not _PUNCTUATION.match(word):
+            tokens.extend(_search_words(word))
+    tokens.extend(_characters(run))
+    return [sys.intern(token) for token in tokens]
