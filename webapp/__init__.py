@@ -83,6 +83,7 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
+    from webapp.analytics import views as analytics_views
     from webapp.auth import api as auth_api
     from webapp.auth import views as auth_views
     from webapp.billing import api as billing_api
@@ -108,6 +109,7 @@ def register_blueprints(app: Flask) -> None:
         payments_views,
         bots_views,
         usage_views,
+        analytics_views,
     )
     for module in portal:
         app.register_blueprint(module.bp)
