@@ -83,6 +83,7 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
+    from webapp.analytics import api as analytics_api
     from webapp.analytics import views as analytics_views
     from webapp.auth import api as auth_api
     from webapp.auth import views as auth_views
@@ -122,6 +123,7 @@ def register_blueprints(app: Flask) -> None:
         usage_api,
         kb_api,
         conversations_api,
+        analytics_api,
     )
     for api_module in api_modules:
         csrf.exempt(api_module.blp)

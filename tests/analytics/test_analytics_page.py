@@ -75,6 +75,7 @@ def test_range_and_bot_filters(app: Flask, make_tenant: Any) -> None:
     assert en("`from` must not be after `to`.") in backwards
     assert len(table_rows(backwards, "analytics-daily-table")) == 30  # the default instead
     assert len(table_rows(portal.page("/analytics?from=nonsense"), "analytics-daily-table")) == 30
+    assert len(table_rows(portal.page("/analytics?to=0001-01-01"), "analytics-daily-table")) == 30
 
     stranger = make_tenant(plan="pro")
     assert portal.get(f"/analytics?bot={stranger.add_bot()}").status_code == 404

@@ -27,6 +27,8 @@ from webapp.extensions import db
 FEATURE = "analytics"
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
+# Far enough out for any real question, and clear of date.min/max in UTC arithmetic.
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(9998, 12, 31)
 TOP_UNANSWERED = 10
 HOURS = 24
 # Dropped before grouping questions, so "退货?" and "退货？ " count as one.
@@ -116,9 +118,25 @@ def shanghai_bucket(column: Any, unit: Literal["day", "hour"]) -> sa.ColumnEleme
     return sa.cast(sa.func.strftime(sa.literal_column("'%H'"), column, _SQLITE_SHIFT), sa.Integer)
 
 
-def analytics(organization_id: int, start: date, end: date, bot_id: int | None = None) -> Analytics:
-    """The numbers of the days from `start` to `end` (inclusive), of one bot or all."""
+def analytics(
+    organization_id: int,
+    start: date | None = None,
+    end: date | None = None,
+    bot_id: int | None = None,
+) -> Analytics:
+    """The numbers of the days from `start` to `end` (inclusive), of one bot or all.
+
+    Without `end`: up to today; without `start`: the 30 days that end with `end`.
+    """
     require_analytics(organization_id)
+    end = end or utcnow().astimezone(SHANGHAI).date()
+    if not FIRST_DAY <= end <= LAST_DAY or (start is not None and start < FIRST_DAY):
+        raise AppError(
+            _("Ask for days from %(first)s to %(last)s.", first=FIRST_DAY, last=LAST_DAY),
+            error="validation_error",
+            status=422,
+        )
+    start = start or default_range(end)[0]
     if start > end:
         raise AppError(_("`from` must not be after `to`."), error="validation_error", status=422)
     if (end - start).days >= MAX_DAYS:

@@ -38,14 +38,11 @@ def index() -> Response | str:
     if not plan_of(organization_id).has_feature(services.FEATURE):
         return render_template("analytics/upgrade.html")
     bot = bot_of(organization_id, bot_id) if (bot_id := bot_arg()) is not None else None
-    start, end = services.default_range()
-    start, end = _date_arg("from") or start, _date_arg("to") or end
     try:
-        numbers = services.analytics(organization_id, start, end, bot_id)
+        numbers = services.analytics(organization_id, _date_arg("from"), _date_arg("to"), bot_id)
     except AppError as exc:  # a range backwards or too long: the default one instead
         flash(exc.message, "warning")
-        start, end = services.default_range()
-        numbers = services.analytics(organization_id, start, end, bot_id)
+        numbers = services.analytics(organization_id, bot_id=bot_id)
     return render_template(
         "analytics/index.html",
         numbers=numbers,
