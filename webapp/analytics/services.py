@@ -166,14 +166,16 @@ def analytics(
         per_day.setdefault(bucket, {})[outcome] = int(n)
         if outcome in outcomes:
             outcomes[outcome] += int(n)
-    days = [
-        DayCount(
-            start + timedelta(days=i),
-            sum(per_day.get(start + timedelta(days=i), {}).values()),
-            per_day.get(start + timedelta(days=i), {}).get(Outcome.ANSWERED.value, 0),
+    days = []
+    for offset in range((end - start).days + 1):
+        counts = per_day.get(start + timedelta(days=offset), {})
+        days.append(
+            DayCount(
+                start + timedelta(days=offset),
+                sum(counts.values()),
+                counts.get(Outcome.ANSWERED.value, 0),
+            )
         )
-        for i in range((end - start).days + 1)
-    ]
 
     hour = shanghai_bucket(Message.created_at, "hour").label("hour")
     hours = [0] * HOURS
