@@ -89,6 +89,8 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
+    from webapp.analytics import api as analytics_api
+    from webapp.analytics import views as analytics_views
     from webapp.auth import api as auth_api
     from webapp.auth import views as auth_views
     from webapp.billing import api as billing_api
@@ -119,6 +121,7 @@ def register_blueprints(app: Flask) -> None:
         conversations_views,
         kb_views,
         usage_views,
+        analytics_views,
     )
     for module in portal:
         app.register_blueprint(module.bp)
@@ -132,6 +135,7 @@ def register_blueprints(app: Flask) -> None:
         kb_api,
         conversations_api,
         widget_api,
+        analytics_api,
     )
     for api_module in api_modules:
         csrf.exempt(api_module.blp)

@@ -1,9 +1,23 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import SelectField, StringField, TextAreaField
-from wtforms.validators import DataRequired, Length
+from wtforms import (
+    BooleanField,
+    ColorField,
+    FloatField,
+    SelectField,
+    StringField,
+    TextAreaField,
+    URLField,
+)
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Regexp
 
-from webapp.bots.models import API_KEY_NAME_MAX_LENGTH, BOT_NAME_MAX_LENGTH, BOT_TEXT_MAX_LENGTH
+from webapp.bots.models import (
+    API_KEY_NAME_MAX_LENGTH,
+    BOT_NAME_MAX_LENGTH,
+    BOT_TEXT_MAX_LENGTH,
+    LOGO_URL_MAX_LENGTH,
+    WIDGET_TITLE_MAX_LENGTH,
+)
 
 ANY_BOT = ""
 
@@ -31,6 +45,47 @@ class AllowedOriginsForm(FlaskForm):
     @property
     def origin_list(self) -> list[object]:
         return [line for line in (self.origins.data or "").splitlines() if line.strip()]
+
+
+class AnsweringForm(FlaskForm):
+    answer_threshold = FloatField(
+        _l("Answer threshold"),
+        validators=[
+            InputRequired(),
+            NumberRange(min=0, max=1, message=_l("The threshold is from 0 to 1.")),
+        ],
+        render_kw={"step": "0.05", "min": "0", "max": "1", "inputmode": "decimal"},
+        description=_l(
+            "From 0 to 1. Below this confidence the bot gives the fallback text and asks a "
+            "person to take over; higher means fewer wrong answers and more handoffs."
+        ),
+    )
+    fallback_text = TextAreaField(
+        _l("Fallback text"),
+        validators=[Length(max=BOT_TEXT_MAX_LENGTH)],
+        description=_l("What the bot says when it cannot answer; empty for the default."),
+    )
+
+
+class BrandingForm(FlaskForm):
+    widget_title = StringField(
+        _l("Widget title"),
+        validators=[Length(max=WIDGET_TITLE_MAX_LENGTH)],
+        description=_l("The name shown at the top of the chat panel."),
+    )
+    widget_color = ColorField(
+        _l("Colour"),
+        validators=[
+            InputRequired(),
+            Regexp(r"^#[0-9a-fA-F]{6}$", message=_l("A colour like #1677ff.")),
+        ],
+    )
+    widget_logo_url = URLField(
+        _l("Logo URL"),
+        validators=[Length(max=LOGO_URL_MAX_LENGTH)],
+        description=_l("An http(s) address of an image; empty for none."),
+    )
+    show_powered_by = BooleanField(_l("Show the “powered by” line"))
 
 
 class ApiKeyForm(FlaskForm):

@@ -18,7 +18,7 @@ from werkzeug.wrappers import Response
 
 from webapp.billing.services import plan_of
 from webapp.bots import services
-from webapp.bots.forms import AllowedOriginsForm, ApiKeyForm, BotForm
+from webapp.bots.forms import AllowedOriginsForm, AnsweringForm, ApiKeyForm, BotForm, BrandingForm
 from webapp.bots.models import Bot
 from webapp.bots.services import IssuedApiKey
 from webapp.core.security import safe_next_url
@@ -86,6 +86,9 @@ def _render_detail(
     bot: Bot,
     form: BotForm,
     origins_form: AllowedOriginsForm | None = None,
+    *,
+    answering: AnsweringForm | None = None,
+    branding: BrandingForm | None = None,
 ) -> str:
     if origins_form is None:
         origins_form = AllowedOriginsForm(formdata=None, origins="\n".join(bot.allowed_origins))
@@ -95,6 +98,9 @@ def _render_detail(
         bot=bot,
         form=form,
         origins_form=origins_form,
+        answering_form=answering or AnsweringForm(formdata=None, obj=bot),
+        branding_form=branding or BrandingForm(formdata=None, obj=bot),
+        can_brand=plan_of(membership.organization_id).has_feature("branding"),
         api_keys=db.session.scalars(services.api_keys_of(membership.organization_id, bot.id)).all(),
     )
 
@@ -166,6 +172,61 @@ def rotate_publishable_key(bot_id: int) -> Response:
     services.rotate_publishable_key(membership, bot_id)
     db.session.commit()
     flash(_("New widget key made; update the embed code on your sites."), "success")
+    return redirect(url_for("bots.detail", bot_id=bot_id))
+
+
+@bp.post("/bots/<int:bot_id>/answering")
+@login_required
+def update_answering(bot_id: int) -> Response | str:
+    membership = current_membership()
+    if membership is None:
+        return _no_organization()
+    bot = services.bot_of(membership.organization_id, bot_id)
+    membership.require_manager()
+    form = AnsweringForm()
+    if not form.validate_on_submit():
+        return _render_detail(membership, bot, BotForm(formdata=None, obj=bot), answering=form)
+    services.update_bot(
+        membership,
+        bot_id,
+        answer_threshold=form.answer_threshold.data,
+        fallback_text=form.fallback_text.data or "",
+    )
+    db.session.commit()
+    flash(_("Answering settings saved."), "success")
+    return redirect(url_for("bots.detail", bot_id=bot_id))
+
+
+@bp.post("/bots/<int:bot_id>/branding")
+@login_required
+def update_branding(bot_id: int) -> Response | str:
+    """The service refuses branding on plans without it (a crafted post): a message, then."""
+    membership = current_membership()
+    if membership is None:
+        return _no_organization()
+    bot = services.bot_of(membership.organization_id, bot_id)
+    membership.require_manager()
+    form = BrandingForm()
+    if not form.validate_on_submit():
+        return _render_detail(membership, bot, BotForm(formdata=None, obj=bot), branding=form)
+    try:
+        services.update_bot(
+            membership,
+            bot_id,
+            widget_title=form.widget_title.data or "",
+            widget_color=form.widget_color.data or "",
+            widget_logo_url=form.widget_logo_url.data or "",
+            show_powered_by=form.show_powered_by.data,
+        )
+    except AppError as exc:
+        db.session.rollback()
+        if exc.errors and "widget_logo_url" in exc.errors:  # not an http(s) URL
+            form.widget_logo_url.errors = list(exc.errors["widget_logo_url"])
+            return _render_detail(membership, bot, BotForm(formdata=None, obj=bot), branding=form)
+        flash(exc.message, "danger")
+        return redirect(url_for("bots.detail", bot_id=bot_id))
+    db.session.commit()
+    flash(_("Branding saved."), "success")
     return redirect(url_for("bots.detail", bot_id=bot_id))
 
 

@@ -94,7 +94,8 @@ def _finish_svg(caption: str, series_titles: list[str]) -> Callable[[Any], Any]:
     return finish
 
 
-def _render(chart: Any, caption: str) -> Markup:
+def render_chart(chart: Any, caption: str) -> Markup:
+    """The chart as inline SVG, finished by `_finish_svg` (also used by the analytics page)."""
     titles = [str(options["title"]) for _values, options in chart.raw_series]
     return Markup(chart.render(is_unicode=True, xml_filters=[_finish_svg(caption, titles)]))
 
@@ -163,7 +164,7 @@ def daily_chart(points: Sequence[UsagePoint], since: date, quota: int | None) ->
             show_dots=False,
             stroke_style={"width": 2, "dasharray": "8,5"},
         )
-    return _render(chart, _("Messages per day, last 30 days"))
+    return render_chart(chart, _("Messages per day, last 30 days"))
 
 
 def monthly_chart(points: Sequence[UsagePoint], quota: int | None) -> Markup:
@@ -183,4 +184,4 @@ def monthly_chart(points: Sequence[UsagePoint], quota: int | None) -> Markup:
     chart.x_labels = [f"{p.period:%Y-%m}" for p in points]
     for kind, label in kind_labels().items():
         chart.add(label, [p.by_kind[kind] for p in points])
-    return _render(chart, _("Messages per month, last 12 months"))
+    return render_chart(chart, _("Messages per month, last 12 months"))

@@ -54,7 +54,7 @@ def index() -> Response | str:
         flash(_("Create an organization first."), "info")
         return redirect(url_for("orgs.dashboard"))
     organization_id = membership.organization_id
-    bot = bot_of(organization_id, bot_id) if (bot_id := _bot_arg()) is not None else None
+    bot = bot_of(organization_id, bot_id) if (bot_id := bot_arg()) is not None else None
     stats = services.usage_stats(organization_id)
     today = utcnow().astimezone(SHANGHAI).date()
     since = today - timedelta(days=DAYS_SHOWN - 1)
@@ -77,7 +77,7 @@ def index() -> Response | str:
     )
 
 
-def _bot_arg() -> int | None:
+def bot_arg() -> int | None:
     """The `bot` filter: a bot id, or nothing (all bots); anything else is ignored."""
     raw = request.args.get("bot", "")
     return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 9 else None

@@ -1,0 +1,1 @@
+"""Analytics of a bot's conversations (plans with `analytics`)."""
