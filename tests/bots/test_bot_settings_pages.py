@@ -11,7 +11,7 @@ from flask import Flask
 from tests.bots import set_plan
 from tests.bots.test_bot_pages import bot_id_by_name, create_bot, member_portal
 from tests.portal.conftest import Portal, org_id_by_name, zh
-from webapp.bots.models import DEFAULT_WIDGET_COLOR, Bot
+from webapp.bots.models import DEFAULT_ANSWER_THRESHOLD, DEFAULT_WIDGET_COLOR, Bot
 from webapp.extensions import db
 
 BRANDING = {
@@ -81,7 +81,7 @@ def test_answering_settings_are_validated(app: Flask, own: OwnBot) -> None:
         as_text=True
     )
     assert zh(app, "The threshold is from 0 to 1.") in html
-    assert stored(app, bot_id).answer_threshold == 0.5
+    assert stored(app, bot_id).answer_threshold == DEFAULT_ANSWER_THRESHOLD
 
 
 def test_branding_on_a_plan_with_it(app: Flask, own: OwnBot) -> None:
@@ -176,7 +176,7 @@ def test_a_member_sees_the_settings_but_cannot_change_them(
     assert member.post(f"{page}/answering", answering_post, page=page).status_code == 403
     assert member.post(f"{page}/branding", BRANDING, page=page).status_code == 403
     bot = stored(app, bot_id)
-    assert bot.answer_threshold == 0.5 and bot.widget_title == ""
+    assert bot.answer_threshold == DEFAULT_ANSWER_THRESHOLD and bot.widget_title == ""
 
 
 def test_another_organizations_bot_settings_are_404(
