@@ -1,11 +1,14 @@
 """Conversations: a customer's message is metered, stored, answered and the reply stored.
 
 `post_customer_message` is one transaction, in this order: the conversation row
-is locked (messages of one conversation are handled one at a time), the message
-is metered through the usage service (over quota or a kind the plan lacks: the
-error propagates and the caller's rollback leaves nothing stored), stored,
-answered by the configured engine, and the reply stored. A retried message with
-the same idempotency key is counted once and answers with the first exchange.
+is locked (messages of one conversation are handled one at a time); a retry of
+a message already stored answers with the first exchange; what the usage
+service is sure to refuse (a kind the plan lacks, a quota already used up) is
+refused; the engine answers; the message is metered atomically through the
+usage service (over quota: the error propagates and the caller's rollback
+leaves nothing stored, the answer unsent); the message and the reply are
+stored. Metering comes after answering so that the organization's month
+counter, locked from metering to commit, is never held during a slow answer.
 
 Once an agent has replied, the bot stays quiet in that conversation until an
 agent returns it to the bot; messages are still counted and stored for the agent.
@@ -40,7 +43,7 @@ from webapp.kb.engines import Answer, fallback_text
 from webapp.kb.services import answer_question
 from webapp.orgs.models import OrganizationMember
 from webapp.usage.models import UsageKind
-from webapp.usage.services import UsageResult, record_usage
+from webapp.usage.services import UsageResult, record_usage, refuse_early
 
 IDEMPOTENCY_KEY_MAX_LENGTH = 200  # stored in usage records with a per-conversation prefix
 
@@ -191,15 +194,26 @@ def post_customer_message(
             error="validation_error",
             status=422,
         )
-    usage = record_usage(
-        organization_id,
-        _USAGE_KIND[kind],
-        bot_id=conversation.bot_id,
-        api_key_id=api_key_id,
-        idempotency_key=(
-            None if idempotency_key is None else f"msg:{conversation.id}:{idempotency_key}"
-        ),
-    )
+    usage_kind = _USAGE_KIND[kind]
+    usage_key = None if idempotency_key is None else f"msg:{conversation.id}:{idempotency_key}"
+
+    def meter() -> UsageResult:
+        return record_usage(
+            organization_id,
+            usage_kind,
+            bot_id=conversation.bot_id,
+            api_key_id=api_key_id,
+            idempotency_key=usage_key,
+        )
+
+    if idempotency_key is not None and _message_with_key(conversation.id, idempotency_key):
+        return _replayed_exchange(conversation, idempotency_key, meter())
+    # Answering may be slow (an index rebuild, an LLM): refuse what is sure to be refused
+    # first, then answer, then meter. Metering locks the organization's month counter until
+    # the commit, so it comes last, where it holds the lock for a few statements only.
+    refuse_early(organization_id, usage_kind)
+    answer = None if conversation.agent_joined_at is not None else _answer(conversation, kind, text)
+    usage = meter()  # the atomic check: over quota now, and nothing is stored
     if usage.replayed:
         return _replayed_exchange(conversation, idempotency_key, usage)
 
@@ -225,12 +239,11 @@ def post_customer_message(
         )
     db.session.flush()
     conversation.last_message_at = now
-    if conversation.agent_joined_at is not None:
+    if answer is None:  # an agent has the conversation
         message.outcome = Outcome.AGENT.value
         db.session.flush()
         return Exchange(message, None, True, usage)
 
-    answer = _answer(conversation, kind, text)
     message.outcome = (Outcome.FALLBACK if answer.handoff else Outcome.ANSWERED).value
     reply = Message(
         conversation_id=conversation.id,
@@ -257,6 +270,18 @@ def _answer(conversation: Conversation, kind: MessageKind, text: str) -> Answer:
         return answer_question(bot, text)
     # The bot reads text only: an image or a voice clip goes to a person.
     return Answer(fallback_text(bot), 0.0, None, True, (), "none")
+
+
+def _message_with_key(conversation_id: int, idempotency_key: str) -> bool:
+    return (
+        db.session.scalar(
+            sa.select(Message.id).where(
+                Message.conversation_id == conversation_id,
+                Message.idempotency_key == idempotency_key,
+            )
+        )
+        is not None
+    )
 
 
 def _replayed_exchange(

@@ -117,15 +117,7 @@ def record_usage(
 ) -> UsageResult:
     now = now or utcnow()
     terms = plan_terms(organization_id, now)
-    feature = kind.required_feature
-    if feature is not None and feature not in terms.features:
-        raise Forbidden(
-            _(
-                "Your plan does not include %(kind)s messages; upgrade to use them.",
-                kind=kind.value,
-            ),
-            error="feature_not_in_plan",
-        )
+    _require_feature(terms, kind)
     if not 1 <= quantity <= MAX_QUANTITY:
         raise AppError(
             _("Quantity must be from 1 to %(max)d.", max=MAX_QUANTITY),
@@ -163,21 +155,7 @@ def record_usage(
         },
     )
     if used is None:
-        exceeded = QuotaExceeded(
-            _(
-                "The monthly quota of %(limit)d messages is used up; it resets on %(reset)s.",
-                limit=quota or 0,
-                reset=f"{period_end.astimezone(SHANGHAI):%Y-%m-%d}",
-            )
-        )
-        used_now = db.session.scalar(
-            sa.select(UsageCounter.used).where(
-                UsageCounter.organization_id == organization_id,
-                UsageCounter.period_start == period_start,
-            )
-        )
-        exceeded.usage = UsageResult(used_now or 0, quota, period_start, period_end)
-        raise exceeded
+        raise _quota_exceeded(organization_id, quota or 0, period_start, period_end)
     db.session.execute(
         _ROLL_UP,
         {
@@ -191,6 +169,56 @@ def record_usage(
     db.session.execute(_SET_RESULT, {"used": used, "id": record_id})
     _notify_thresholds(organization_id, quota, period_start, used - quantity, used)
     return UsageResult(used, quota, period_start, period_end)
+
+
+def _require_feature(terms: PlanTerms, kind: UsageKind) -> None:
+    feature = kind.required_feature
+    if feature is not None and feature not in terms.features:
+        raise Forbidden(
+            _(
+                "Your plan does not include %(kind)s messages; upgrade to use them.",
+                kind=kind.value,
+            ),
+            error="feature_not_in_plan",
+        )
+
+
+def _month_used(organization_id: int, period_start: datetime) -> int:
+    used = db.session.scalar(
+        sa.select(UsageCounter.used).where(
+            UsageCounter.organization_id == organization_id,
+            UsageCounter.period_start == period_start,
+        )
+    )
+    return used or 0
+
+
+def _quota_exceeded(
+    organization_id: int, quota: int, period_start: datetime, period_end: datetime
+) -> QuotaExceeded:
+    exceeded = QuotaExceeded(
+        _(
+            "The monthly quota of %(limit)d messages is used up; it resets on %(reset)s.",
+            limit=quota,
+            reset=f"{period_end.astimezone(SHANGHAI):%Y-%m-%d}",
+        )
+    )
+    used = _month_used(organization_id, period_start)
+    exceeded.usage = UsageResult(used, quota, period_start, period_end)
+    return exceeded
+
+
+def refuse_early(organization_id: int, kind: UsageKind, now: datetime | None = None) -> None:
+    """What `record_usage` would refuse whatever happens meanwhile: a kind the plan lacks,
+    or a month whose quota is already used up. A plain read that locks nothing, for
+    callers with slow work to do before recording (answering a message); `record_usage`
+    stays the atomic check."""
+    now = now or utcnow()
+    terms = plan_terms(organization_id, now)
+    _require_feature(terms, kind)
+    period_start = month_start(now)
+    if terms.quota is not None and _month_used(organization_id, period_start) >= terms.quota:
+        raise _quota_exceeded(organization_id, terms.quota, period_start, next_month_start(now))
 
 
 def _replay(organization_id: int, idempotency_key: str | None, quota: int | None) -> UsageResult:
