@@ -122,7 +122,7 @@ def server_env(config: ServerConfig) -> dict[str, str]:
     )
     if config.pool_size is not None:
         env["FLASK_SQLALCHEMY_ENGINE_OPTIONS"] = json.dumps(
-            {"pool_pre_ping": True, "pool_size": config.pool_size, "max_overflow": 0}
+            {"pool_recycle": 1800, "pool_size": config.pool_size, "max_overflow": 0}
         )
     return env
 

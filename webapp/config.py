@@ -53,7 +53,11 @@ class Config:
     SQLALCHEMY_DATABASE_URI = database_url(
         os.environ.get("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'saas.db'}")
     )
-    SQLALCHEMY_ENGINE_OPTIONS: dict[str, object] = {"pool_pre_ping": True}
+    # No pool_pre_ping: it costs a round trip on every checkout, i.e. every request. A
+    # connection that died (PostgreSQL restarted) fails the one request that meets it;
+    # SQLAlchemy then invalidates the pool, so each worker reconnects once. pool_recycle
+    # replaces connections before idle timeouts (firewalls, PgBouncer) cut them.
+    SQLALCHEMY_ENGINE_OPTIONS: dict[str, object] = {"pool_recycle": 1800}
     REDIS_URL = os.environ.get("REDIS_URL", "")
     BASE_URL = os.environ.get("BASE_URL", "http://127.0.0.1:8000").rstrip("/")
     PAYMENTS_MODE = os.environ.get("PAYMENTS_MODE", "sandbox")
