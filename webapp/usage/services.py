@@ -277,7 +277,7 @@ _RECORD_WITH_KEY_PARAMETERS = {
     "day": "date",
 }
 _PREPARED_NAME = "usage_record_with_key"
-_PREPARE_RECORD_WITH_KEY = (
+PREPARE_RECORD_WITH_KEY = (
     f"PREPARE {_PREPARED_NAME} ({', '.join(_RECORD_WITH_KEY_PARAMETERS.values())}) AS "
     + re.sub(
         r"%\((\w+)\)s",
@@ -285,7 +285,7 @@ _PREPARE_RECORD_WITH_KEY = (
         _RECORD_WITH_KEY,
     )
 )
-_EXECUTE_RECORD_WITH_KEY = (
+EXECUTE_RECORD_WITH_KEY = (
     f"EXECUTE {_PREPARED_NAME} ("
     + ", ".join(f"%({name})s" for name in _RECORD_WITH_KEY_PARAMETERS)
     + ")"
@@ -339,32 +339,43 @@ def _record_in_one_statement(
     parts = api_key_parts(token)
     if parts is None or not 1 <= quantity <= MAX_QUANTITY:
         return None
-    period_start, period_end = month_start(now), next_month_start(now)
     prepared = connection.connection.info  # lives as long as the database connection
     if _PREPARED_NAME not in prepared:
-        connection.exec_driver_sql(_PREPARE_RECORD_WITH_KEY)
+        connection.exec_driver_sql(PREPARE_RECORD_WITH_KEY)
         prepared[_PREPARED_NAME] = True
-    row = connection.exec_driver_sql(
-        _EXECUTE_RECORD_WITH_KEY,
-        {
-            "prefix": parts[0],
-            "digest": token_digest(parts[1]),
-            "bot_id": bot_id,
-            "now": now,
-            "touch_before": now - LAST_USED_RESOLUTION,
-            "feature": kind.required_feature,
-            "kind": kind.value,
-            "quantity": quantity,
-            "idempotency_key": idempotency_key,
-            "period_start": period_start,
-            "day": now.astimezone(SHANGHAI).date(),
-        },
-    ).first()
+    parameters = record_parameters(parts, kind, quantity, bot_id, idempotency_key, now)
+    row = connection.exec_driver_sql(EXECUTE_RECORD_WITH_KEY, parameters).first()
     if row is None or not row[3]:
         return None
     organization_id, quota, used, _recorded = row
+    period_start = month_start(now)
     _notify_thresholds(organization_id, quota, period_start, used - quantity, used)
-    return UsageResult(used, quota, period_start, period_end)
+    return UsageResult(used, quota, period_start, next_month_start(now))
+
+
+def record_parameters(
+    key: tuple[str, str],
+    kind: UsageKind,
+    quantity: int,
+    bot_id: int | None,
+    idempotency_key: str | None,
+    now: datetime,
+) -> dict[str, object]:
+    """The one-statement record's parameters (also what bench/run.py sends it)."""
+    prefix, secret = key
+    return {
+        "prefix": prefix,
+        "digest": token_digest(secret),
+        "bot_id": bot_id,
+        "now": now,
+        "touch_before": now - LAST_USED_RESOLUTION,
+        "feature": kind.required_feature,
+        "kind": kind.value,
+        "quantity": quantity,
+        "idempotency_key": idempotency_key,
+        "period_start": month_start(now),
+        "day": now.astimezone(SHANGHAI).date(),
+    }
 
 
 def _replay(organization_id: int, idempotency_key: str | None, quota: int | None) -> UsageResult:
