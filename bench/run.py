@@ -1069,7 +1069,7 @@ def main() -> int:
             status = 1
         report += [*write_table(rounds), ""]
         try:
-            report += [*database_only(accounts, (4, 64), 5), ""]
+            report += [*database_only(accounts, (1, 2, 4, 64), 5), ""]
         except BenchError as exc:
             log(f"error: {exc}")
             report += [f"**The database-only diagnostic failed:** {exc}", ""]
