@@ -82,7 +82,7 @@ def person_required(view: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def _presented_api_key() -> str | None:
+def presented_api_key() -> str | None:
     if key := request.headers.get(API_KEY_HEADER):
         return key.strip()
     scheme, _sep, token = request.headers.get("Authorization", "").partition(" ")
@@ -121,20 +121,38 @@ def _person_caller() -> Caller:
     return Caller(membership.organization_id, user=user, membership=membership)
 
 
+def api_key_caller(presented: str) -> Caller:
+    """The caller a presented API key speaks for, or 401 `invalid_api_key`."""
+    api_key, touched = authenticate_api_key(presented)
+    if touched:
+        # last_used_at moved (at most once a minute): keep it even when the view
+        # fails or, like a GET, commits nothing.
+        db.session.commit()
+    return Caller(api_key.organization_id, api_key=api_key)
+
+
 def caller_required(view: Callable[..., Any]) -> Callable[..., Any]:
     """Authenticate a bot or a person and resolve the organization before the view runs."""
 
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        presented = _presented_api_key()
-        if presented is not None:
-            api_key, touched = authenticate_api_key(presented)
-            if touched:
-                # last_used_at moved (at most once a minute): keep it even when the view
-                # fails or, like a GET, commits nothing.
-                db.session.commit()
-            g.caller = Caller(api_key.organization_id, api_key=api_key)
-        else:
+        presented = presented_api_key()
+        g.caller = _person_caller() if presented is None else api_key_caller(presented)
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def person_required_unless_api_key(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Like `caller_required` for people; a presented API key is left to the view.
+
+    For a view that authenticates the key together with its own work in one database
+    round trip (`presented_api_key()` gives the key; `current_caller()` is then unset).
+    """
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if presented_api_key() is None:
             g.caller = _person_caller()
         return view(*args, **kwargs)
 

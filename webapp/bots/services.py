@@ -271,20 +271,28 @@ _TOUCH_KEY = sa.text("UPDATE api_keys SET last_used_at = :now WHERE id = :id").b
 )
 
 
+def api_key_parts(token: str) -> tuple[str, str] | None:
+    """`sk_<prefix>_<secret>` as (prefix, secret), or None for anything else."""
+    parts = token.split("_", 2)
+    if len(parts) != 3 or parts[0] != API_KEY_PREFIX:
+        return None
+    return parts[1], parts[2]
+
+
 def authenticate_api_key(token: str, now: datetime | None = None) -> tuple[KeyIdentity, bool]:
     """The live key for a presented secret, or 401 `invalid_api_key` (revoked ones included).
 
     Also says whether `last_used_at` was just moved (the caller commits that).
     """
-    invalid = Unauthorized(_("The API key is invalid or revoked."), error="invalid_api_key")
-    parts = token.split("_", 2)
-    if len(parts) != 3 or parts[0] != API_KEY_PREFIX:
-        raise invalid
-    row = db.session.execute(_FIND_KEY, {"prefix": parts[1]}).first()
-    if row is None or not hmac.compare_digest(row.secret_hash, token_digest(parts[2])):
-        raise invalid
-    if row.revoked_at is not None:
-        raise invalid
+    parts = api_key_parts(token)
+    row = None if parts is None else db.session.execute(_FIND_KEY, {"prefix": parts[0]}).first()
+    if (
+        parts is None
+        or row is None
+        or not hmac.compare_digest(row.secret_hash, token_digest(parts[1]))
+        or row.revoked_at is not None
+    ):
+        raise Unauthorized(_("The API key is invalid or revoked."), error="invalid_api_key")
     now = now or utcnow()
     touched = row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION
     if touched:

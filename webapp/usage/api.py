@@ -20,7 +20,14 @@ from flask_babel import gettext as _
 from flask_smorest import Blueprint
 
 from webapp.billing.periods import SHANGHAI
-from webapp.bots.auth import CALLER_SECURITY, acting_bot, caller_required, current_caller
+from webapp.bots.auth import (
+    CALLER_SECURITY,
+    acting_bot,
+    caller_required,
+    current_caller,
+    person_required_unless_api_key,
+    presented_api_key,
+)
 from webapp.db import utcnow
 from webapp.errors import AppError, ErrorSchema, json_error
 from webapp.extensions import db
@@ -93,10 +100,11 @@ def _idempotency_key(body: str | None, header: str | None) -> str | None:
 
 @blp.route("/record")
 class Record(MethodView):
-    decorators = [caller_required]
+    decorators = [person_required_unless_api_key]
 
-    @blp.arguments(UsageRecordSchema)
-    @blp.arguments(IdempotencyHeaderSchema, location="headers")
+    # Schema instances, not classes: webargs would build a schema per request from a class.
+    @blp.arguments(UsageRecordSchema())
+    @blp.arguments(IdempotencyHeaderSchema(), location="headers")
     @blp.response(
         201,
         UsageResultSchema,
@@ -132,15 +140,25 @@ class Record(MethodView):
         Send an idempotency key (in the body or the `Idempotency-Key` header) to make
         retries safe: a key already counted answers 200 with the first result.
         """
-        caller = current_caller()
-        result = services.record_usage(
-            caller.organization_id,
-            UsageKind(data["kind"]),
-            data["quantity"],
-            bot_id=acting_bot(caller, data["bot_id"]),
-            api_key_id=caller.api_key.id if caller.api_key else None,
-            idempotency_key=_idempotency_key(data["idempotency_key"], headers["idempotency_key"]),
-        )
+        kind, quantity = UsageKind(data["kind"]), data["quantity"]
+        idempotency_key = _idempotency_key(data["idempotency_key"], headers["idempotency_key"])
+        if (presented := presented_api_key()) is not None:
+            result = services.record_with_api_key(
+                presented,
+                kind,
+                quantity,
+                bot_id=data["bot_id"],
+                idempotency_key=idempotency_key,
+            )
+        else:
+            caller = current_caller()
+            result = services.record_usage(
+                caller.organization_id,
+                kind,
+                quantity,
+                bot_id=acting_bot(caller, data["bot_id"]),
+                idempotency_key=idempotency_key,
+            )
         db.session.commit()
         response_headers = quota_headers(result)
         if result.replayed:
@@ -191,7 +209,7 @@ def default_range(start: date | None, end: date | None, granularity: str) -> tup
 class History(MethodView):
     decorators = [caller_required]
 
-    @blp.arguments(UsageHistoryQuerySchema, location="query")
+    @blp.arguments(UsageHistoryQuerySchema(), location="query")
     @blp.response(200, UsageHistorySchema)
     @blp.alt_response(403, schema=ErrorSchema, description="`bot_mismatch`")
     @blp.alt_response(404, schema=ErrorSchema, description="`bot_not_found`")
