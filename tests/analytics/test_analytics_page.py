@@ -72,7 +72,7 @@ def test_range_and_bot_filters(app: Flask, make_tenant: Any) -> None:
     assert f'<option value="{back}" selected>' in other_bot
     assert 'id="analytics-no-unanswered"' in other_bot
     backwards = portal.page(f"/analytics?from={today}&to={week_ago}")
-    assert en("`from` must not be after `to`.") in backwards
+    assert en("The start day must not be after the end day.") in backwards
     assert len(table_rows(backwards, "analytics-daily-table")) == 30  # the default instead
     assert len(table_rows(portal.page("/analytics?from=nonsense"), "analytics-daily-table")) == 30
     assert len(table_rows(portal.page("/analytics?to=0001-01-01"), "analytics-daily-table")) == 30

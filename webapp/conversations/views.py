@@ -31,7 +31,13 @@ from webapp.auth.models import User
 from webapp.bots.services import bot_of, bots_of
 from webapp.conversations import services
 from webapp.conversations.forms import AgentReplyForm
-from webapp.conversations.models import Conversation, ConversationStatus, Message, MessageRole
+from webapp.conversations.models import (
+    Channel,
+    Conversation,
+    ConversationStatus,
+    Message,
+    MessageRole,
+)
 from webapp.errors import AppError, Conflict
 from webapp.extensions import db
 from webapp.kb.models import FaqEntry
@@ -48,6 +54,13 @@ STATUS_LABELS = {
     ConversationStatus.CLOSED.value: _l("Closed"),
 }
 ROLE_LABELS = {"customer": _l("Customer"), "bot": _l("Bot"), "agent": _l("Agent")}
+CHANNEL_LABELS = {
+    Channel.API.value: _l("API"),
+    Channel.WIDGET.value: _l("Web widget"),
+    Channel.WECHAT.value: _l("WeChat"),
+    Channel.APP.value: _l("App"),
+    Channel.OTHER.value: _l("Other"),
+}
 
 
 @bp.get("/widget.js")
@@ -125,6 +138,7 @@ def inbox() -> Response | str:
         status=status.value if status else "",
         needs_human=_needs_human_count(organization_id),
         status_labels=STATUS_LABELS,
+        channel_labels=CHANNEL_LABELS,
     )
 
 
@@ -151,6 +165,7 @@ def _render_conversation(
         form=form,
         status_labels=STATUS_LABELS,
         role_labels=ROLE_LABELS,
+        channel_labels=CHANNEL_LABELS,
     )
 
 

@@ -33,6 +33,7 @@
       placeholder: "请输入您的问题…",
       send: "发送",
       attach: "发送图片",
+      attachLabel: "图片",
       image: "[图片]",
       voice: "[语音]",
       agent: "人工客服",
@@ -49,6 +50,7 @@
       placeholder: "Type your question…",
       send: "Send",
       attach: "Send an image",
+      attachLabel: "Image",
       image: "[Image]",
       voice: "[Voice message]",
       agent: "Agent",
@@ -207,7 +209,7 @@
         this.fileInput.type = "file";
         this.fileInput.accept = "image/jpeg,image/png,image/gif,image/webp";
         this.fileInput.hidden = true;
-        const attach = element("button", "attach", "📎");
+        const attach = element("button", "attach", T.attachLabel);
         attach.type = "button";
         attach.title = T.attach;
         attach.setAttribute("aria-label", T.attach);
@@ -338,7 +340,8 @@
         const exchange = await this.post(makeBody);
         this.show(exchange.message);
         this.show(exchange.reply);
-        if (exchange.handoff && !this.handedOff) {
+        // A fallback reply asks for a person; with no reply an agent already has the chat.
+        if (exchange.handoff && exchange.reply && !this.handedOff) {
           this.handedOff = true;
           this.notice(T.handoff);
         }
