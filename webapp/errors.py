@@ -13,6 +13,7 @@ from typing import Any
 
 import flask_smorest
 import marshmallow as ma
+import sqlalchemy as sa
 from flask import Flask, Response, jsonify, render_template, request
 from flask_babel import lazy_gettext as _l
 from werkzeug.exceptions import HTTPException, InternalServerError
@@ -34,6 +35,7 @@ DEFAULT_ERROR_IDS = {
     422: "validation_error",
     429: "rate_limited",
     500: "internal_error",
+    503: "service_unavailable",
 }
 
 
@@ -115,6 +117,7 @@ def render_error_page(status: int, message: str | None = None) -> tuple[str, int
         413: _l("Request too large"),
         429: _l("Too many requests, please slow down"),
         500: _l("Something went wrong on our side"),
+        503: _l("Temporarily unavailable, please try again"),
     }
     title = titles.get(status, HTTP_STATUS_CODES.get(status, "Error"))
     return render_template("errors/error.html", status=status, title=title, message=message), status
@@ -168,6 +171,22 @@ def handle_unexpected_error(error: Exception) -> Any:
     return render_error_page(InternalServerError.code)
 
 
+def handle_database_error(error: sa.exc.DBAPIError) -> Any:
+    """A connection found dead (PostgreSQL restarted): the pool has already been
+    invalidated, so a retry gets a fresh connection. Anything else is a bug (500)."""
+    if not error.connection_invalidated:
+        return handle_unexpected_error(error)
+    log.warning("database connection lost on %s %s", request.method, request.path)
+    if wants_json():
+        response = json_error(
+            503, "database_unavailable", "The database connection was lost; please retry."
+        )
+        response.headers["Retry-After"] = "1"
+        return response
+    return render_error_page(503)
+
+
 def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(AppError, handle_app_error)
+    app.register_error_handler(sa.exc.DBAPIError, handle_database_error)
     app.register_error_handler(Exception, handle_unexpected_error)

@@ -1,0 +1,37 @@
+"""A database connection that died under the pool (PostgreSQL restarted)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask
+
+from tests.api import assert_error
+
+
+def test_a_lost_database_connection_is_a_503_then_the_pool_reconnects(
+    app: Flask, committed_db: None, make_tenant: Any
+) -> None:
+    """Without pool_pre_ping, the request that meets a dead connection (PostgreSQL
+    restarted) gets a 503 to retry, not a 500; the pool is invalidated and the next works."""
+    tenant = make_tenant()
+    headers = {"Authorization": f"Bearer {tenant.add_api_key()}"}
+    client = app.test_client()
+    assert client.get("/api/v1/usage/stats", headers=headers).status_code == 200
+    admin = sa.create_engine(app.config["SQLALCHEMY_DATABASE_URI"], poolclass=sa.pool.NullPool)
+    with admin.connect() as connection:
+        connection.execute(
+            sa.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+    admin.dispose()
+
+    lost = client.get("/api/v1/usage/stats", headers=headers)
+
+    body = assert_error(lost, 503, "database_unavailable")
+    assert lost.headers["Retry-After"] == "1"
+    assert body["message"]
+    assert client.get("/api/v1/usage/stats", headers=headers).status_code == 200
