@@ -56,10 +56,10 @@ class Config:
         os.environ.get("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'saas.db'}")
     )
     # JSON columns keep Chinese as is (not \uXXXX escapes), so searches can match inside them.
-    # No pool_pre_ping: it costs a round trip on every checkout, i.e. every request. A
-    # connection that died (PostgreSQL restarted) fails the one request that meets it;
-    # SQLAlchemy then invalidates the pool, so each worker reconnects once. pool_recycle
-    # replaces connections before idle timeouts (firewalls, PgBouncer) cut them.
+    # No pool_pre_ping: it costs a round trip on every checkout, i.e. every request. The
+    # one request that meets a dead connection (PostgreSQL restarted) answers 503 to retry
+    # (webapp.errors) and SQLAlchemy invalidates the pool, so each worker reconnects once.
+    # pool_recycle replaces connections before idle timeouts (firewalls, PgBouncer) cut them.
     SQLALCHEMY_ENGINE_OPTIONS: dict[str, object] = {
         "pool_recycle": 1800,
         "json_serializer": partial(json.dumps, ensure_ascii=False),
