@@ -138,7 +138,9 @@ def analytics(
         )
     start = start or default_range(end)[0]
     if start > end:
-        raise AppError(_("The start day must not be after the end day."), error="validation_error", status=422)
+        raise AppError(
+            _("The start day must not be after the end day."), error="validation_error", status=422
+        )
     if (end - start).days >= MAX_DAYS:
         raise AppError(
             _("Ask for at most %(n)d days.", n=MAX_DAYS), error="validation_error", status=422
