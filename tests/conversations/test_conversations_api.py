@@ -12,7 +12,7 @@ from tests.api import assert_error
 from tests.conversations import CONVERSATIONS, messages_path, start
 from tests.kb import add_tea_faq
 from tests.usage.conftest import Tenant, key_headers
-from webapp.billing.periods import month_start
+from webapp.billing.periods import SHANGHAI, month_start
 from webapp.conversations.models import Attachment, Conversation, Message
 from webapp.db import utcnow
 from webapp.extensions import db
@@ -300,3 +300,18 @@ def test_an_upload_may_exceed_the_apps_body_limit_up_to_its_own(app: Flask, tena
     )
     assert_error(refused, 413, "payload_too_large")
     assert len(stored_messages(app, conversation["id"])) == 2
+
+
+def test_the_list_filters_by_day_and_refuses_days_out_of_range(app: Flask, tenant: Tenant) -> None:
+    _bot_id, key, _entries = bot_with_faq(tenant)
+    conversation = start(app.test_client(), key_headers(key))
+    today = utcnow().astimezone(SHANGHAI).date().isoformat()
+
+    listed = tenant.api.get(CONVERSATIONS, query_string={"from": today, "to": today}).get_json()
+    assert [c["id"] for c in listed] == [conversation["id"]]
+    later = tenant.api.get(CONVERSATIONS, query_string={"from": "9998-12-31"}).get_json()
+    assert later == []
+    for day in ("0001-01-01", "9999-12-31"):
+        assert_error(
+            tenant.api.get(CONVERSATIONS, query_string={"from": day}), 422, "validation_error"
+        )

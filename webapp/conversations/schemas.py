@@ -1,3 +1,5 @@
+from datetime import date
+
 from marshmallow import Schema, fields, validate
 
 from webapp.bots.schemas import MAX_ID
@@ -13,6 +15,8 @@ from webapp.core.validation import Text
 from webapp.usage.schemas import IDEMPOTENCY_HEADER, UsageResultSchema
 
 ID_RANGE = validate.Range(min=1, max=MAX_ID)
+# Days whose Shanghai bounds are datetimes (date.min and date.max are not).
+DAY_RANGE = validate.Range(min=date(2000, 1, 1), max=date(9998, 12, 31))
 
 
 class ConversationCreateSchema(Schema):
@@ -52,10 +56,14 @@ class ConversationListArgsSchema(Schema):
     bot_id = fields.Integer(validate=ID_RANGE)
     status = fields.String(validate=validate.OneOf([s.value for s in ConversationStatus]))
     start = fields.Date(
-        data_key="from", metadata={"description": "Started on or after this day (Asia/Shanghai)"}
+        data_key="from",
+        validate=DAY_RANGE,
+        metadata={"description": "Started on or after this day (Asia/Shanghai)"},
     )
     end = fields.Date(
-        data_key="to", metadata={"description": "Started on or before this day (Asia/Shanghai)"}
+        data_key="to",
+        validate=DAY_RANGE,
+        metadata={"description": "Started on or before this day (Asia/Shanghai)"},
     )
 
 
