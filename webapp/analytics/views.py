@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
-from flask_babel import gettext as _
+from flask import Blueprint, flash, render_template, request
 from flask_login import login_required
 from werkzeug.wrappers import Response
 
@@ -14,7 +13,7 @@ from webapp.billing.services import plan_of
 from webapp.bots.services import bot_of, bots_of
 from webapp.errors import AppError
 from webapp.extensions import db
-from webapp.orgs.views import current_membership
+from webapp.orgs.views import current_membership, no_organization
 from webapp.usage.views import bot_arg
 
 bp = Blueprint("analytics", __name__)
@@ -32,8 +31,7 @@ def _date_arg(name: str) -> date | None:
 def index() -> Response | str:
     membership = current_membership()
     if membership is None:
-        flash(_("Create an organization first."), "info")
-        return redirect(url_for("orgs.dashboard"))
+        return no_organization()
     organization_id = membership.organization_id
     if not plan_of(organization_id).has_feature(services.FEATURE):
         return render_template("analytics/upgrade.html")

@@ -27,7 +27,7 @@ from webapp.errors import AppError, NotFound
 from webapp.extensions import db
 from webapp.orgs import services as orgs_services
 from webapp.orgs.models import OrganizationMember
-from webapp.orgs.views import CURRENT_ORG_KEY, current_membership
+from webapp.orgs.views import CURRENT_ORG_KEY, current_membership, no_organization
 
 bp = Blueprint("billing", __name__)
 
@@ -147,8 +147,7 @@ def plans() -> str:
 def index() -> Response | str:
     membership = current_membership()
     if membership is None:
-        flash(_("Create an organization first."), "info")
-        return redirect(url_for("orgs.dashboard"))
+        return no_organization()
     page = db.paginate(
         services.orders_of(membership.organization_id),
         page=request.args.get("page", 1, type=int),
@@ -174,8 +173,7 @@ def index() -> Response | str:
 def checkout() -> Response | str:
     membership = current_membership()
     if membership is None:
-        flash(_("Create an organization first."), "info")
-        return redirect(url_for("orgs.dashboard"))
+        return no_organization()
     form = CheckoutForm()
     if request.method == "GET":
         form.organization_id.data = membership.organization_id

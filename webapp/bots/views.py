@@ -25,14 +25,9 @@ from webapp.core.security import safe_next_url
 from webapp.errors import AppError
 from webapp.extensions import db
 from webapp.orgs.models import OrganizationMember
-from webapp.orgs.views import current_membership
+from webapp.orgs.views import current_membership, no_organization
 
 bp = Blueprint("bots", __name__)
-
-
-def _no_organization() -> Response:
-    flash(_("Create an organization first."), "info")
-    return redirect(url_for("orgs.dashboard"))
 
 
 def _bots(membership: OrganizationMember) -> list[Bot]:
@@ -55,7 +50,7 @@ def _render_index(membership: OrganizationMember, form: BotForm) -> str:
 def index() -> Response | str:
     membership = current_membership()
     if membership is None:
-        return _no_organization()
+        return no_organization()
     return _render_index(membership, BotForm())
 
 
@@ -64,7 +59,7 @@ def index() -> Response | str:
 def create() -> Response | str:
     membership = current_membership()
     if membership is None:
-        return _no_organization()
+        return no_organization()
     membership.require_manager()
     form = BotForm()
     if not form.validate_on_submit():
@@ -110,7 +105,7 @@ def _render_detail(
 def detail(bot_id: int) -> Response | str:
     membership = current_membership()
     if membership is None:
-        return _no_organization()
+        return no_organization()
     bot = services.bot_of(membership.organization_id, bot_id)
     return _render_detail(membership, bot, BotForm(obj=bot))
 
@@ -120,7 +115,7 @@ def detail(bot_id: int) -> Response | str:
 def update(bot_id: int) -> Response | str:
     membership = current_membership()
     if membership is None:
-        return _no_organization()
+        return no_organization()
     bot = services.bot_of(membership.organization_id, bot_id)
     membership.require_manager()
     form = BotForm()
@@ -147,7 +142,7 @@ def update(bot_id: int) -> Response | str:
 def update_origins(bot_id: int) -> Response | str:
     membership = current_membership()
     if membership is None:
-        return _no_organization()
+        return no_organization()
     bot = services.bot_of(membership.organization_id, bot_id)
     membership.require_manager()
     form = AllowedOriginsForm()
@@ -168,7 +163,7 @@ def update_origins(bot_id: int) -> Response | str:
 def rotate_publishable_key(bot_id: int) -> Response:
     membership = current_membership()
     if membership is None:
-        return _no_organization()
+        return no_organization()
     services.rotate_publishable_key(membership, bot_id)
     db.session.commit()
     flash(_("New widget key made; update the embed code on your sites."), "success")
@@ -180,7 +175,7 @@ def rotate_publishable_key(bot_id: int) -> Response:
 def update_answering(bot_id: int) -> Response | str:
     membership = current_membership()
     if membership is None:
-        return _no_organization()
+        return no_organization()
     bot = services.bot_of(membership.organization_id, bot_id)
     membership.require_manager()
     form = AnsweringForm()
@@ -203,7 +198,7 @@ def update_branding(bot_id: int) -> Response | str:
     """The service refuses branding on plans without it (a crafted post): a message, then."""
     membership = current_membership()
     if membership is None:
-        return _no_organization()
+        return no_organization()
     bot = services.bot_of(membership.organization_id, bot_id)
     membership.require_manager()
     form = BrandingForm()
@@ -245,7 +240,7 @@ def disable(bot_id: int) -> Response:
 def _set_enabled(bot_id: int, enabled: bool) -> Response:
     membership = current_membership()
     if membership is None:
-        return _no_organization()
+        return no_organization()
     bot = services.update_bot(membership, bot_id, is_enabled=enabled)
     db.session.commit()
     if enabled:
@@ -260,7 +255,7 @@ def _set_enabled(bot_id: int, enabled: bool) -> Response:
 def delete(bot_id: int) -> Response:
     membership = current_membership()
     if membership is None:
-        return _no_organization()
+        return no_organization()
     name = services.bot_of(membership.organization_id, bot_id).name
     services.delete_bot(membership, bot_id)
     db.session.commit()
@@ -294,7 +289,7 @@ def _render_api_keys(
 def api_keys() -> Response | str:
     membership = current_membership()
     if membership is None:
-        return _no_organization()
+        return no_organization()
     form = _api_key_form(membership)
     chosen = request.args.get("bot_id", "")
     if any(value == chosen for value, _label in form.bot_id.choices or []):
@@ -307,7 +302,7 @@ def api_keys() -> Response | str:
 def create_api_key() -> Response | str:
     membership = current_membership()
     if membership is None:
-        return _no_organization()
+        return no_organization()
     membership.require_manager()
     form = _api_key_form(membership)
     if not form.validate_on_submit():
@@ -326,7 +321,7 @@ def create_api_key() -> Response | str:
 def revoke_api_key(api_key_id: int) -> Response:
     membership = current_membership()
     if membership is None:
-        return _no_organization()
+        return no_organization()
     api_key = services.revoke_api_key(membership, api_key_id)
     db.session.commit()
     flash(_("API key %(name)s revoked.", name=api_key.name), "info")

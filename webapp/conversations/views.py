@@ -42,7 +42,7 @@ from webapp.errors import AppError, Conflict
 from webapp.extensions import db
 from webapp.kb.models import FaqEntry
 from webapp.orgs.models import OrganizationMember
-from webapp.orgs.views import current_membership
+from webapp.orgs.views import current_membership, no_organization
 
 bp = Blueprint("conversations", __name__)
 
@@ -72,11 +72,6 @@ def widget_script() -> Response:
     response.cache_control.public = True
     response.cache_control.max_age = WIDGET_SCRIPT_MAX_AGE
     return response
-
-
-def _no_organization() -> Response:
-    flash(_("Create an organization first."), "info")
-    return redirect(url_for("orgs.dashboard"))
 
 
 def _needs_human_count(organization_id: int) -> int:
@@ -114,7 +109,7 @@ def _last_questions(conversation_ids: list[int]) -> dict[int, str]:
 def inbox() -> Response | str:
     membership = current_membership()
     if membership is None:
-        return _no_organization()
+        return no_organization()
     organization_id = membership.organization_id
     bots = db.session.scalars(bots_of(organization_id)).all()
     bot_id = request.args.get("bot_id", type=int)
@@ -174,7 +169,7 @@ def _render_conversation(
 def conversation(conversation_id: int) -> Response | str:
     membership = current_membership()
     if membership is None:
-        return _no_organization()
+        return no_organization()
     found = services.conversation_of(membership.organization_id, conversation_id)
     return _render_conversation(membership, found, AgentReplyForm())
 
@@ -184,7 +179,7 @@ def conversation(conversation_id: int) -> Response | str:
 def reply(conversation_id: int) -> Response | str:
     membership = current_membership()
     if membership is None:
-        return _no_organization()
+        return no_organization()
     found = services.conversation_of(membership.organization_id, conversation_id)
     form = AgentReplyForm()
     if not form.validate_on_submit():
@@ -204,7 +199,7 @@ def reply(conversation_id: int) -> Response | str:
 def close(conversation_id: int) -> Response:
     membership = current_membership()
     if membership is None:
-        return _no_organization()
+        return no_organization()
     services.close_conversation(membership, conversation_id)
     db.session.commit()
     flash(_("Conversation closed."), "info")
@@ -216,7 +211,7 @@ def close(conversation_id: int) -> Response:
 def return_to_bot(conversation_id: int) -> Response:
     membership = current_membership()
     if membership is None:
-        return _no_organization()
+        return no_organization()
     try:
         services.return_to_bot(membership, conversation_id)
     except Conflict as exc:  # closed
@@ -232,7 +227,7 @@ def return_to_bot(conversation_id: int) -> Response:
 def attachment(conversation_id: int, message_id: int) -> Response:
     membership = current_membership()
     if membership is None:
-        return _no_organization()
+        return no_organization()
     stored = services.conversation_attachment(
         membership.organization_id, conversation_id, message_id
     )

@@ -35,6 +35,12 @@ def current_membership() -> OrganizationMember | None:
     return memberships[0] if memberships else None
 
 
+def no_organization() -> Response:
+    """Where a page that needs an organization sends someone who has none yet."""
+    flash(_("Create an organization first."), "info")
+    return redirect(url_for("orgs.dashboard"))
+
+
 @bp.app_context_processor
 def inject_organizations() -> dict[str, Any]:
     if not current_user.is_authenticated:

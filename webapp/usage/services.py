@@ -483,12 +483,7 @@ def usage_stats(organization_id: int, now: datetime | None = None) -> UsageStats
     """The current calendar month: the counter plus a per-kind sum over at most 31 rollup days."""
     now = now or utcnow()
     period_start, period_end = month_start(now), next_month_start(now)
-    used = db.session.scalar(
-        sa.select(UsageCounter.used).where(
-            UsageCounter.organization_id == organization_id,
-            UsageCounter.period_start == period_start,
-        )
-    )
+    used = _month_used(organization_id, period_start)
     by_kind = {kind.value: 0 for kind in UsageKind}
     rows = db.session.execute(
         sa.select(UsageDaily.kind, sa.func.sum(UsageDaily.quantity))
@@ -505,7 +500,7 @@ def usage_stats(organization_id: int, now: datetime | None = None) -> UsageStats
         plan=plan_of(organization_id, now),
         period_start=period_start,
         period_end=period_end,
-        used=used or 0,
+        used=used,
         by_kind=by_kind,
         bots_used=bot_count(organization_id),
     )

@@ -8,8 +8,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
-from flask_babel import gettext as _
+from flask import Blueprint, render_template, request
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
@@ -17,7 +16,7 @@ from webapp.billing.periods import SHANGHAI
 from webapp.bots.services import bot_of, bots_of
 from webapp.db import utcnow
 from webapp.extensions import db
-from webapp.orgs.views import current_membership
+from webapp.orgs.views import current_membership, no_organization
 from webapp.usage import charts, services
 
 bp = Blueprint("usage", __name__)
@@ -51,8 +50,7 @@ def _months_before(day: date, months: int) -> date:
 def index() -> Response | str:
     membership = current_membership()
     if membership is None:
-        flash(_("Create an organization first."), "info")
-        return redirect(url_for("orgs.dashboard"))
+        return no_organization()
     organization_id = membership.organization_id
     bot = bot_of(organization_id, bot_id) if (bot_id := bot_arg()) is not None else None
     stats = services.usage_stats(organization_id)
