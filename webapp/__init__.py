@@ -102,6 +102,8 @@ def register_blueprints(app: Flask) -> None:
     from webapp.conversations import widget_api
     from webapp.core import views as core_views
     from webapp.extensions import api, csrf
+    from webapp.invoices import api as invoices_api
+    from webapp.invoices import views as invoices_views
     from webapp.kb import api as kb_api
     from webapp.kb import views as kb_views
     from webapp.orgs import api as orgs_api
@@ -117,6 +119,7 @@ def register_blueprints(app: Flask) -> None:
         orgs_views,
         billing_views,
         payments_views,
+        invoices_views,
         bots_views,
         conversations_views,
         kb_views,
@@ -130,6 +133,7 @@ def register_blueprints(app: Flask) -> None:
         orgs_api,
         billing_api,
         payments_api,
+        invoices_api,
         bots_api,
         usage_api,
         kb_api,

@@ -12,8 +12,11 @@ from webapp.extensions import db
 
 def register_commands(app: Flask) -> None:
     from webapp.billing.cli import billing_cli
+    from webapp.invoices.cli import INVOICE_COMMANDS
     from webapp.payments.cli import payments_cli
 
+    for command in INVOICE_COMMANDS:
+        billing_cli.add_command(command)
     app.cli.add_command(billing_cli)
     app.cli.add_command(payments_cli)
 

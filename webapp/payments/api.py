@@ -20,17 +20,18 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from webapp.billing import services as billing_services
 from webapp.billing.api import PEOPLE_DECORATORS, PEOPLE_ONLY, order_view
 from webapp.billing.models import Order
-from webapp.billing.schemas import OrderSchema
 from webapp.bots.auth import person_membership
 from webapp.errors import AppError
 from webapp.extensions import api, db
-from webapp.payments import services
+from webapp.payments import refunds, services
+from webapp.payments.audit import record_event
 from webapp.payments.models import Channel, ProviderOrder
 from webapp.payments.schemas import (
     AlipayNotifySchema,
     AlipayPaymentSchema,
     CreatePaymentSchema,
     OrderQuerySchema,
+    PaymentOrderSchema,
     WechatNotifyFailSchema,
     WechatNotifySchema,
     WechatPaymentSchema,
@@ -147,19 +148,25 @@ class PaymentOrder(MethodView):
     decorators = PEOPLE_DECORATORS
 
     @blp.arguments(OrderQuerySchema, location="query")
-    @blp.response(200, OrderSchema)
+    @blp.response(200, PaymentOrderSchema)
     @blp.doc(security=PEOPLE_ONLY["security"])
     def get(self, query: dict[str, Any], order_id: int) -> dict[str, Any]:
-        """An order and its payment status (any member)
+        """An order, its payment status and its refunds (any member)
 
         With `refresh=1`, the payment providers are asked first, so a payment whose
-        notify has not arrived yet is taken into account.
+        notify has not arrived yet is taken into account. `refunds` lists money sent
+        back (a second payment of the order, or one an operator refunded);
+        `refunded_fen` is what has gone back so far.
         """
         order = billing_services.order_of(person_membership().organization_id, order_id)
         if query["refresh"]:
             order = services.refresh_order(order.id)
             db.session.commit()
-        return order_view(order)
+        return {
+            **order_view(order),
+            "refunds": refunds.refunds_of(order.id),
+            "refunded_fen": refunds.refunded_fen(order.id),
+        }
 
 
 # --- provider notifies (public) ------------------------------------------------------
@@ -171,8 +178,8 @@ def _wechat_fail(status: int, message: str) -> Response:
     return response
 
 
-def _reject_notify(channel: Channel, reason: str, raw: str = "") -> None:
-    services.record_event(channel, "notify", "rejected", reason=reason, raw=raw)
+def _reject_notify(channel: Channel, reason: str, raw: str = "", source: str = "notify") -> None:
+    record_event(channel, source, "rejected", reason=reason, raw=raw)
     db.session.commit()
 
 
@@ -210,6 +217,50 @@ class WechatNotify(MethodView):
         except Exception:
             db.session.rollback()
             log.exception("WeChat Pay notify not processed")
+            return _wechat_fail(500, "not processed, please resend")
+        if verdict.accepted:
+            return Response(status=204)
+        return _wechat_fail(400, verdict.reason)
+
+
+@blp.route("/wechat/refund-notify")
+class WechatRefundNotify(MethodView):
+    @blp.alt_response(204, description="Accepted: WeChat Pay stops sending it", success=True)
+    @blp.alt_response(
+        400,
+        schema=WechatNotifyFailSchema,
+        description="Refused (bad signature, stale, unknown refund, inconsistent with it): "
+        '`{"code": "FAIL", "message": ...}`',
+    )
+    @blp.alt_response(413, schema=WechatNotifyFailSchema, description="Body too large")
+    @blp.alt_response(415, schema=WechatNotifyFailSchema, description="Not application/json")
+    @blp.alt_response(500, schema=WechatNotifyFailSchema, description="Not processed; resend")
+    @blp.doc(**WECHAT_NOTIFY_DOC)
+    def post(self) -> Response:
+        """WeChat Pay's refund notify (public; verified by the platform signature)
+
+        Checked exactly as the payment notify (signature over the raw body, 5-minute
+        window, AES-256-GCM resource), then against the refund it names: merchant,
+        order, refund number and amounts. Events REFUND.SUCCESS, REFUND.ABNORMAL and
+        REFUND.CLOSED. Answers 204 when accepted (also for a repeat, which changes
+        nothing), else 4xx `{"code": "FAIL", "message": ...}`.
+        """
+        try:
+            body = request.get_data(as_text=True)
+        except RequestEntityTooLarge:
+            _reject_notify(Channel.WECHAT, "body too large", source="refund_notify")
+            return _wechat_fail(413, "body too large")
+        if request.mimetype != "application/json":
+            _reject_notify(
+                Channel.WECHAT, f"content type {request.mimetype!r}", body, source="refund_notify"
+            )
+            return _wechat_fail(415, "content type must be application/json")
+        try:
+            verdict = refunds.handle_wechat_refund_notify(dict(request.headers), body)
+            db.session.commit()
+        except Exception:
+            db.session.rollback()
+            log.exception("WeChat Pay refund notify not processed")
             return _wechat_fail(500, "not processed, please resend")
         if verdict.accepted:
             return Response(status=204)
@@ -265,6 +316,9 @@ def _too_large(error: RequestEntityTooLarge) -> Any:
     the notify endpoints still answer in their provider's format."""
     if request.endpoint == f"{blp.name}.{WechatNotify.__name__}":
         _reject_notify(Channel.WECHAT, "body too large")
+        return _wechat_fail(413, "body too large")
+    if request.endpoint == f"{blp.name}.{WechatRefundNotify.__name__}":
+        _reject_notify(Channel.WECHAT, "body too large", source="refund_notify")
         return _wechat_fail(413, "body too large")
     if request.endpoint == f"{blp.name}.{AlipayNotify.__name__}":
         _reject_notify(Channel.ALIPAY, "body too large")

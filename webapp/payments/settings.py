@@ -35,6 +35,7 @@ class WechatSettings:
     cert_dir: str | None  # ... else platform-certificate mode
     gateway: str | None  # None: the SDK's own (live) URL
     notify_url: str
+    refund_notify_url: str
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,7 @@ def wechat_settings() -> WechatSettings:
         gateway=config.get("WECHATPAY_GATEWAY")
         or (base_url + WECHAT_SANDBOX_PATH if keys else None),
         notify_url=base_url + "/api/v1/payments/wechat/notify",
+        refund_notify_url=base_url + "/api/v1/payments/wechat/refund-notify",
     )
 
 

@@ -29,6 +29,7 @@ from flask import Blueprint, Response, abort, current_app, redirect, render_temp
 from werkzeug.exceptions import HTTPException
 
 from webapp.errors import render_error_page
+from webapp.payments.alipay import parse_alipay_time
 from webapp.payments.sandbox import notify as delivery
 from webapp.payments.sandbox.common import (
     SandboxError,
@@ -36,7 +37,6 @@ from webapp.payments.sandbox.common import (
     current_keys,
     current_store,
     now,
-    parse_alipay_time,
 )
 from webapp.payments.sandbox.crypto import random_digits, rsa_sign, rsa_verify
 from webapp.payments.sandbox.keys import SandboxKeys

@@ -37,25 +37,3 @@ def rfc3339(moment: datetime) -> str:
 def alipay_time(moment: datetime) -> str:
     """Alipay's time format: 2018-06-08 10:34:56 (Asia/Shanghai)."""
     return f"{moment.astimezone(SHANGHAI):%Y-%m-%d %H:%M:%S}"
-
-
-def parse_alipay_time(text: str) -> datetime | None:
-    for pattern in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"):
-        try:
-            return datetime.strptime(text, pattern).replace(tzinfo=SHANGHAI)
-        except ValueError:
-            continue
-    return None
-
-
-def parse_rfc3339(text: str) -> datetime | None:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else None
-
-
-def yuan_text(fen: int) -> str:
-    """1990 → "19.90"."""
-    return f"{fen // 100}.{fen % 100:02d}"
