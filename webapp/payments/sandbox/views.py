@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask
 
-from webapp.payments.sandbox import alipay, wechatpay
+from webapp.payments.sandbox import alipay, console, wechatpay, wechatpay_refunds
 from webapp.payments.settings import SANDBOX_PREFIX
 
 bp = Blueprint("sandbox", __name__, url_prefix=SANDBOX_PREFIX)
 bp.register_blueprint(wechatpay.bp)
+bp.register_blueprint(wechatpay_refunds.bp)
 bp.register_blueprint(alipay.bp)
+bp.register_blueprint(console.bp)
 
 CSRF_EXEMPT_VIEWS = (
     wechatpay.native,
@@ -23,6 +25,10 @@ CSRF_EXEMPT_VIEWS = (
     wechatpay.query_by_transaction_id,
     wechatpay.close,
     wechatpay.certificates,
+    wechatpay_refunds.create_refund,
+    wechatpay_refunds.query_refund,
+    wechatpay_refunds.trade_bill,
+    wechatpay_refunds.download_bill,
     alipay.gateway,
 )
 
