@@ -257,3 +257,19 @@ def test_what_cannot_be_refunded(shop: Shop) -> None:
     assert cli(shop, "payments", "refund", str(paid["order_id"]), "--reason", "  ").exit_code != 0
     assert cli(shop, "payments", "retry-refund", "999999999").exit_code != 0
     assert shop.refunds(paid["order_id"]) == []
+
+
+def test_refund_with_end_plan_takes_the_period_back(shop: Shop) -> None:
+    paid = paid_order(shop, "alipay", "pro", 2)
+    organization_id = paid["buyer"].organization_id
+    assert shop.subscription(organization_id)["plan"] == "pro"
+    result = cli(
+        shop, "payments", "refund", str(paid["order_id"]), "--reason", "退订", "--end-plan"
+    )
+    assert result.exit_code == 0, result.output
+    assert f"Organization {organization_id} is now on free" in result.output
+    assert shop.subscription(organization_id)["plan"] == "free"
+    assert paid["buyer"].usage_limit() == 1_000
+    assert [(r["amount_fen"], r["status"]) for r in shop.refunds(paid["order_id"])] == [
+        (2 * PRICE, "succeeded")
+    ]

@@ -80,9 +80,10 @@ def refund(order_id: int, amount_fen: int | None, reason: str, end_plan: bool) -
         db.session.rollback()
         raise click.ClickException(exc.message) from None
     if subscription is not None:
+        end = subscription.current_period_end
         click.echo(
-            f"Organization {subscription.organization_id} is now on {subscription.plan.code} "
-            f"until {_local(subscription.current_period_end)} (Asia/Shanghai)."
+            f"Organization {subscription.organization_id} is now on {subscription.plan.code}"
+            + (f" until {_local(end)} (Asia/Shanghai)." if end else ".")
         )
     _send_and_report(created.id)
 
