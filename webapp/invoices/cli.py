@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from flask.cli import with_appcontext
 
 from webapp.billing.models import Order
 from webapp.billing.periods import SHANGHAI
@@ -16,6 +17,7 @@ from webapp.invoices.models import InvoiceStatus, InvoiceType
 
 
 @click.command("invoices")
+@with_appcontext
 @click.option(
     "--status", type=click.Choice([status.value for status in InvoiceStatus]), default=None
 )
@@ -46,6 +48,7 @@ def list_invoices(status: str | None) -> None:
 
 
 @click.command("invoice-issued")
+@with_appcontext
 @click.argument("invoice_id", type=int)
 @click.option(
     "--pdf",
@@ -70,6 +73,7 @@ def invoice_issued(invoice_id: int, pdf_path: Path) -> None:
 
 
 @click.command("invoice-rejected")
+@with_appcontext
 @click.argument("invoice_id", type=int)
 @click.option("--reason", required=True, help="Why; the customer reads it.")
 def invoice_rejected(invoice_id: int, reason: str) -> None:

@@ -1,6 +1,6 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import EmailField, SelectField, StringField
+from wtforms import EmailField, SelectChoice, SelectField, StringField
 from wtforms.validators import DataRequired, Email, Length, Optional
 
 from webapp.auth.models import EMAIL_MAX_LENGTH
@@ -23,7 +23,7 @@ SPECIAL_HINT = _l("Special VAT invoices only.")
 class InvoiceRequestForm(FlaskForm):
     type = SelectField(
         _l("Invoice type"),
-        choices=[(kind.value, label) for kind, label in TYPE_LABELS.items()],
+        choices=[SelectChoice(kind.value, label) for kind, label in TYPE_LABELS.items()],
         default=InvoiceType.NORMAL.value,
     )
     title = StringField(
