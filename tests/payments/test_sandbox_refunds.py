@@ -15,6 +15,7 @@ from flask import Flask
 
 from tests.payments.conftest import NotifySink
 from tests.payments.test_sandbox_protocol import (
+    CSRF_FIELD,
     create_wechat_trade,
     new_out_trade_no,
     page_pay,
@@ -210,3 +211,42 @@ def test_alipay_refund_modes(ctx: str, notify_sink: NotifySink) -> None:
     assert alipay.query_refund(out_trade_no, "B1").succeeded is False
     control.settle_refund("alipay", "B1")
     assert alipay.query_refund(out_trade_no, "B1").succeeded is True
+
+
+def test_the_console_switches_modes_and_settles_refunds(ctx: str, notify_sink: NotifySink) -> None:
+    """/sandbox/refunds, as a person uses it in a browser (forms with CSRF tokens)."""
+    trade = paid_wechat_trade(notify_sink.url)
+    browser = requests.Session()
+    page = browser.get(ctx + "/sandbox/refunds", timeout=10)
+    assert page.status_code == 200 and 'id="refund-mode-wechat"' in page.text
+    token = CSRF_FIELD.search(page.text)
+    assert token is not None
+    changed = browser.post(
+        ctx + "/sandbox/refunds/mode",
+        data={"csrf_token": token.group(1), "channel": "wechat", "mode": "pending"},
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert changed.status_code == 302
+    assert (
+        browser.post(
+            ctx + "/sandbox/refunds/mode", data={"channel": "wechat"}, timeout=10
+        ).status_code
+        == 400
+    )
+
+    number = new_out_refund_no(utcnow())
+    code, answer = wechat_refund(number, trade["transaction_id"], 500, notify_url=notify_sink.url)
+    assert (code, answer["status"]) == (200, "PROCESSING")
+    page = browser.get(ctx + "/sandbox/refunds", timeout=10)
+    assert f'data-out-refund-no="{number}" data-status="PROCESSING"' in page.text
+    settled = browser.post(
+        f"{ctx}/sandbox/refunds/wechat/{number}/settle",
+        data={"csrf_token": token.group(1), "status": "SUCCESS"},
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert settled.status_code == 302
+    record = control.refund("wechat", number)
+    assert record is not None and record.status == "SUCCESS"
+    assert wait_for_acknowledgement(number)[-1].status == 200
