@@ -208,14 +208,20 @@ def request_refund(
             raise ProviderError(f"Alipay refund failed: {_refusal(result)}")
         raise RefundRefused(_refusal(result))
     if result.get("fund_change") == "Y":
-        return AlipayRefund(
-            out_request_no=out_request_no,
-            succeeded=True,
-            refund_fen=amount_fen,
-            succeeded_at=parse_alipay_time(str(result.get("gmt_refund_pay") or "")),
-            raw=result,
-        )
+        return _refund(out_request_no, True, amount_fen, result)
     return query_refund(out_trade_no, out_request_no)
+
+
+def _refund(
+    out_request_no: str, succeeded: bool, amount_fen: int | None, result: dict[str, Any]
+) -> AlipayRefund:
+    return AlipayRefund(
+        out_request_no=out_request_no,
+        succeeded=succeeded,
+        refund_fen=amount_fen,
+        succeeded_at=parse_alipay_time(str(result.get("gmt_refund_pay") or "")),
+        raw=result,
+    )
 
 
 def query_refund(out_trade_no: str, out_request_no: str) -> AlipayRefund:
@@ -230,13 +236,7 @@ def query_refund(out_trade_no: str, out_request_no: str) -> AlipayRefund:
     status = result.get("refund_status")
     amount = fen(str(result.get("refund_amount", "")))
     succeeded = status == "REFUND_SUCCESS" or (not status and bool(amount))
-    return AlipayRefund(
-        out_request_no=out_request_no,
-        succeeded=succeeded,
-        refund_fen=amount,
-        succeeded_at=parse_alipay_time(str(result.get("gmt_refund_pay") or "")),
-        raw=result,
-    )
+    return _refund(out_request_no, succeeded, amount, result)
 
 
 # --- bills -------------------------------------------------------------------------------

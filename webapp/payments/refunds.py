@@ -16,6 +16,7 @@ found abnormal is final under its number: the retry is a new refund with a new o
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -370,71 +371,61 @@ def _reject_answer(refund: Refund, order: Order, source: str, reason: str, raw: 
     )
 
 
-def submit_refund(refund_id: int) -> Refund:
-    """Send a pending refund to its channel and apply the answer.
+def _query(refund: Refund, order: Order) -> tuple[RefundState, str | None] | None:
+    """The channel's word on a pending refund; None if the channel has not (or not yet)
+    got it, so it is sent again under its number."""
+    if refund.channel == Channel.WECHAT:
+        answer = wechat.query_refund(refund.out_refund_no)
+        if answer is None:
+            return None
+        return _wechat_state(answer), _wechat_mismatch(refund, order, answer)
+    reply = alipay.query_refund(order.out_trade_no, refund.out_refund_no)
+    return (_alipay_state(reply), _alipay_mismatch(refund, reply)) if reply.succeeded else None
 
-    No lock is held while the channel answers; a request sent twice (a job and the
-    poller) is one refund at the channel, by its number.
-    """
+
+def _settle(
+    refund_id: int,
+    source: str,
+    call: Callable[[Refund, Order], tuple[RefundState, str | None] | None],
+) -> Refund:
+    """Ask the channel about a pending refund (no lock held while it answers) and apply a
+    consistent answer; record a failure to ask, or an answer that is not about it."""
     refund = get_refund(refund_id)
     if refund.status != RefundStatus.PENDING:
         return refund
     order = db.session.get(Order, refund.order_id)
     assert order is not None
     try:
-        state, mismatch = _ask(refund, order)
+        answer = call(refund, order)
     except ProviderError as exc:
         record_event(
             refund.channel,
-            "refund",
+            source,
             "error",
             order=order,
             out_refund_no=refund.out_refund_no,
             reason=str(exc),
         )
         return refund
+    if answer is None:
+        return submit_refund(refund_id)
+    state, mismatch = answer
     if mismatch is not None:
-        _reject_answer(refund, order, "refund", mismatch)
+        _reject_answer(refund, order, source, mismatch)
         return refund
-    apply_refund_state(refund.id, state, "refund")
+    apply_refund_state(refund_id, state, source)
     return get_refund(refund_id)
+
+
+def submit_refund(refund_id: int) -> Refund:
+    """Send a pending refund to its channel and apply the answer. A request sent twice (a
+    job and the poller) is one refund at the channel, by its number."""
+    return _settle(refund_id, "refund", _ask)
 
 
 def check_refund(refund_id: int) -> Refund:
     """Ask the channel about a pending refund; send it (again) if the channel lacks it."""
-    refund = get_refund(refund_id)
-    if refund.status != RefundStatus.PENDING:
-        return refund
-    order = db.session.get(Order, refund.order_id)
-    assert order is not None
-    try:
-        if refund.channel == Channel.WECHAT:
-            answer = wechat.query_refund(refund.out_refund_no)
-            if answer is None:  # it never reached WeChat Pay
-                return submit_refund(refund.id)
-            mismatch = _wechat_mismatch(refund, order, answer)
-            state = _wechat_state(answer)
-        else:
-            reply = alipay.query_refund(order.out_trade_no, refund.out_refund_no)
-            if not reply.succeeded:  # not (yet) refunded: the same out_request_no again
-                return submit_refund(refund.id)
-            mismatch = _alipay_mismatch(refund, reply)
-            state = _alipay_state(reply)
-    except ProviderError as exc:
-        record_event(
-            refund.channel,
-            "refund_query",
-            "error",
-            order=order,
-            out_refund_no=refund.out_refund_no,
-            reason=str(exc),
-        )
-        return refund
-    if mismatch is not None:
-        _reject_answer(refund, order, "refund_query", mismatch)
-        return refund
-    apply_refund_state(refund.id, state, "refund_query")
-    return get_refund(refund_id)
+    return _settle(refund_id, "refund_query", _query)
 
 
 def handle_wechat_refund_notify(headers: dict[str, str], body: str) -> Verdict:

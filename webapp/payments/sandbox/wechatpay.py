@@ -304,18 +304,29 @@ def _repeat(call: Call, existing: WechatTradeRecord, params: str) -> Response:
     return call.respond(200, {"code_url": code_url(existing.token)})
 
 
-@bp.post("/v3/pay/transactions/native")
-@gateway_api
-def native(call: Call) -> Response:
+def json_object(
+    call: Call, problem_of: Callable[[dict[str, Any]], str | None]
+) -> dict[str, Any] | Response:
+    """The request's JSON object, or WeChat Pay's PARAM_ERROR answer (not JSON, not an
+    object, or what `problem_of` finds wrong with it)."""
     try:
         data = json.loads(request.get_data(as_text=True))
     except ValueError:
         return call.error(400, "PARAM_ERROR", "请求体不是合法的 JSON")
     if not isinstance(data, dict):
         return call.error(400, "PARAM_ERROR", "请求体须为 JSON 对象")
-    problem = _native_problem(data)
+    problem = problem_of(data)
     if problem is not None:
         return call.error(400, "PARAM_ERROR", problem)
+    return data
+
+
+@bp.post("/v3/pay/transactions/native")
+@gateway_api
+def native(call: Call) -> Response:
+    data = json_object(call, _native_problem)
+    if isinstance(data, Response):
+        return data
     if data["mchid"] != call.keys.wechat_mchid:
         return call.error(400, "MCH_NOT_EXISTS", "商户号不存在")
     if data["appid"] != call.keys.wechat_appid:

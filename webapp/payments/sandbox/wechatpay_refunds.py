@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import json
 import re
 import secrets
 from datetime import date
@@ -37,6 +36,7 @@ from webapp.payments.sandbox.wechatpay import (
     SignedNotify,
     deep_merge,
     gateway_api,
+    json_object,
     notify_body,
     outgoing,
     signed_notify,
@@ -118,15 +118,9 @@ def _refund_problem(data: dict[str, Any]) -> str | None:
 @bp.post("/v3/refund/domestic/refunds")
 @gateway_api
 def create_refund(call: Call) -> Response:
-    try:
-        data = json.loads(request.get_data(as_text=True))
-    except ValueError:
-        return call.error(400, "PARAM_ERROR", "请求体不是合法的 JSON")
-    if not isinstance(data, dict):
-        return call.error(400, "PARAM_ERROR", "请求体须为 JSON 对象")
-    problem = _refund_problem(data)
-    if problem is not None:
-        return call.error(400, "PARAM_ERROR", problem)
+    data = json_object(call, _refund_problem)
+    if isinstance(data, Response):
+        return data
     store = call.store
     trade = (
         store.wechat_trade_by_transaction_id(data["transaction_id"])
@@ -196,13 +190,9 @@ def refund_resource(
     keys: SandboxKeys, record: RefundRecord, transaction_id: str | None
 ) -> dict[str, Any]:
     """The decrypted resource of a refund notify."""
+    amount = refund_json(record, transaction_id)["amount"]
     resource: dict[str, Any] = {
-        "amount": {
-            "payer_refund": record.amount,
-            "payer_total": record.total,
-            "refund": record.amount,
-            "total": record.total,
-        },
+        "amount": {key: amount[key] for key in ("payer_refund", "payer_total", "refund", "total")},
         "mchid": keys.wechat_mchid,
         "out_refund_no": record.out_refund_no,
         "out_trade_no": record.out_trade_no,
