@@ -103,6 +103,7 @@ def test_an_order_paid_through_both_channels_is_applied_once_and_refunded_once(
     with shop.app.app_context():
         at_channel = control.refund(refunds[0]["channel"], refunds[0]["out_refund_no"])
     assert at_channel is not None and (at_channel.amount, at_channel.status) == (PRICE, "SUCCESS")
+    assert at_channel.reason == "重复支付，退回多付的一笔"  # what the payer's app shows
 
     answer = buyer.api.get(f"/api/v1/payments/orders/{order['id']}")
     assert answer.status_code == 200

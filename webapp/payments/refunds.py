@@ -56,6 +56,11 @@ WECHAT_FAILURES = {
     "CLOSED": "CLOSED: 退款关闭",
     "ABNORMAL": "ABNORMAL: 退款异常",
 }
+# What the payer's WeChat Pay or Alipay shows as the reason of an automatic refund.
+CHANNEL_REASONS: dict[str, str] = {
+    RefundReason.DUPLICATE_PAYMENT: "重复支付，退回多付的一笔",
+    RefundReason.SUPERSEDED: "订单已关闭或被取代，付款原路退回",
+}
 WECHAT_STATUSES = {
     "SUCCESS": RefundStatus.SUCCEEDED,
     "CLOSED": RefundStatus.FAILED,
@@ -296,8 +301,9 @@ def _alipay_mismatch(refund: Refund, answer: alipay.AlipayRefund) -> str | None:
 
 
 def _ask(refund: Refund, order: Order) -> tuple[RefundState, str | None]:
-    """Send the refund request: (its state, None) or (None, why the answer is not ours)."""
+    """Send the refund request: its state, and why the answer is not about it (if so)."""
     payment = refund.payment
+    reason = CHANNEL_REASONS.get(refund.reason, refund.reason)
     try:
         if refund.channel == Channel.WECHAT:
             answer = wechat.request_refund(
@@ -306,11 +312,11 @@ def _ask(refund: Refund, order: Order) -> tuple[RefundState, str | None]:
                 payment.provider_trade_no,
                 refund.amount_fen,
                 payment.amount_fen,
-                refund.reason,
+                reason,
             )
             return _wechat_state(answer), _wechat_mismatch(refund, order, answer)
         reply = alipay.request_refund(
-            order.out_trade_no, refund.out_refund_no, refund.amount_fen, refund.reason
+            order.out_trade_no, refund.out_refund_no, refund.amount_fen, reason
         )
         return _alipay_state(reply), _alipay_mismatch(refund, reply)
     except RefundRefused as exc:
