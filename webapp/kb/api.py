@@ -155,7 +155,12 @@ class AnswerPreview(MethodView):
         """
         bot = bot_of(person_membership().organization_id, bot_id)
         answer = services.answer_question(bot, data["question"])
-        return {**answer.__dict__, "threshold": bot.answer_threshold}
+        return {
+            **answer.__dict__,
+            "handoff": answer.handoff,
+            "threshold": bot.answer_threshold,
+            "suggest_threshold": bot.suggest_threshold,
+        }
 
 
 def report_view(report: importing.ImportReport, *, dry_run: bool) -> dict[str, Any]:

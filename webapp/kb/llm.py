@@ -2,8 +2,8 @@
 
 On when `LLM_BASE_URL` and `LLM_MODEL` are set (`answer_engine()` then returns it).
 Retrieval stays lexical and decides whether there is anything to answer from:
-- below the bot's threshold the bot falls back and hands off, and the model is not
-  asked (no retrieved knowledge, no grounded answer);
+- below the bot's answer threshold the model is not asked: the bot offers suggestions
+  or falls back and hands off, as `webapp.kb.engines.decide` says;
 - otherwise the model gets the best entries and the question, and must answer only
   from them, or reply exactly `HANDOFF_SENTINEL`, which falls back and hands off;
 - a timeout, an HTTP error or a malformed reply logs a warning and the bot gives the
@@ -19,7 +19,7 @@ from typing import Any
 import requests
 
 from webapp.bots.models import Bot
-from webapp.kb.engines import Answer, LexicalEngine, Match, fallback_text
+from webapp.kb.engines import Answer, Band, LexicalEngine, Match, lost_answer
 from webapp.kb.models import ANSWER_MAX_LENGTH
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ class LlmEngine:
 
     def answer(self, bot: Bot, question: str) -> Answer:
         retrieved = self.retrieval.answer(bot, question)
-        if retrieved.handoff:
+        if retrieved.band is not Band.CONFIDENT:  # suggestions or a handoff need no model
             return dataclasses.replace(retrieved, engine=self.name)
         context = [m for m in retrieved.matches if m.confidence > 0][:CONTEXT_ENTRIES]
         try:
@@ -63,9 +63,7 @@ class LlmEngine:
             log.warning("LLM engine failed, answering from the FAQ instead: %s", error)
             return retrieved
         if HANDOFF_SENTINEL in reply.upper():
-            return dataclasses.replace(
-                retrieved, text=fallback_text(bot), entry_id=None, handoff=True, engine=self.name
-            )
+            return lost_answer(bot, retrieved.matches, self.name)
         return dataclasses.replace(retrieved, text=reply[:ANSWER_MAX_LENGTH], engine=self.name)
 
     def _complete(self, messages: list[dict[str, str]]) -> str:
