@@ -14,9 +14,8 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from flask_smorest.pagination import PaginationParameters
 
-from webapp.billing.api import PEOPLE_DECORATORS, PEOPLE_ONLY
+from webapp.api import PEOPLE_DECORATORS, PEOPLE_IN_ORGANIZATION, person_membership
 from webapp.billing.models import Order
-from webapp.bots.auth import person_membership
 from webapp.core.pagination import paginate
 from webapp.errors import ErrorSchema
 from webapp.extensions import db
@@ -52,7 +51,7 @@ class Invoices(MethodView):
 
     @blp.response(200, InvoiceSchema(many=True))
     @blp.paginate()
-    @blp.doc(**PEOPLE_ONLY)
+    @blp.doc(**PEOPLE_IN_ORGANIZATION)
     def get(self, pagination_parameters: PaginationParameters) -> list[dict[str, Any]]:
         """The organization's invoice requests, newest first (any member)"""
         organization_id = person_membership().organization_id
@@ -66,7 +65,7 @@ class Invoices(MethodView):
         schema=ErrorSchema,
         description="`order_not_paid`, `nothing_to_invoice` or `invoice_already_requested`",
     )
-    @blp.doc(**PEOPLE_ONLY)
+    @blp.doc(**PEOPLE_IN_ORGANIZATION)
     def post(self, data: dict[str, Any]) -> dict[str, Any]:
         """Request a 发票 for a paid order (owner or admin)
 
@@ -84,7 +83,7 @@ class Invoice(MethodView):
     decorators = PEOPLE_DECORATORS
 
     @blp.response(200, InvoiceSchema)
-    @blp.doc(**PEOPLE_ONLY)
+    @blp.doc(**PEOPLE_IN_ORGANIZATION)
     def get(self, invoice_id: int) -> dict[str, Any]:
         """One invoice request and its status (any member)"""
         return invoice_view(services.invoice_of(person_membership().organization_id, invoice_id))
@@ -102,7 +101,8 @@ class InvoicePdf(MethodView):
         404, schema=ErrorSchema, description="`invoice_not_found` or `invoice_not_issued`"
     )
     @blp.doc(
-        responses={"200": {"description": "The issued 发票", "content": PDF_CONTENT}}, **PEOPLE_ONLY
+        responses={"200": {"description": "The issued 发票", "content": PDF_CONTENT}},
+        **PEOPLE_IN_ORGANIZATION,
     )
     def get(self, invoice_id: int) -> Response:
         """Download the issued 发票 (any member)"""

@@ -24,7 +24,7 @@ from webapp.invoices import services
 from webapp.invoices.forms import TYPE_LABELS, InvoiceRequestForm
 from webapp.invoices.models import InvoiceRequest, InvoiceStatus
 from webapp.orgs import services as orgs_services
-from webapp.orgs.views import current_membership, no_organization
+from webapp.portal import current_membership, no_organization
 
 bp = Blueprint("invoices", __name__)
 

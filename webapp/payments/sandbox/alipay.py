@@ -30,24 +30,27 @@ from flask import Blueprint, Response, abort, current_app, redirect, render_temp
 from werkzeug.exceptions import HTTPException
 
 from webapp.errors import render_error_page
-from webapp.payments.alipay import fen, parse_alipay_time, yuan
 from webapp.payments.sandbox import bills
 from webapp.payments.sandbox import notify as delivery
 from webapp.payments.sandbox.common import (
+    SANDBOX_PREFIX,
+    SANDBOX_SELLER_ID,
     SHANGHAI,
     SandboxError,
     alipay_time,
     current_keys,
     current_store,
+    fen_of,
     now,
+    parse_alipay_time,
+    parse_rfc3339,
     rfc3339,
+    yuan_text,
 )
 from webapp.payments.sandbox.crypto import random_digits, rsa_sign, rsa_verify
 from webapp.payments.sandbox.keys import SandboxKeys
 from webapp.payments.sandbox.refunds import RefundMode, new_refund_id, refund_mode, settle
 from webapp.payments.sandbox.store import AlipayTradeRecord, RefundRecord, Store
-from webapp.payments.settings import SANDBOX_PREFIX, SANDBOX_SELLER_ID
-from webapp.payments.wechat import parse_rfc3339
 
 bp = Blueprint("alipay", __name__, url_prefix="/alipay")
 
@@ -375,12 +378,12 @@ def _refund_answer(
         "buyer_user_id": record.buyer_id,
         "fund_change": "Y" if fund_change else "N",
         "out_trade_no": record.out_trade_no,
-        "refund_fee": yuan(store.refunded("alipay", record.out_trade_no, ("SUCCESS",))),
+        "refund_fee": yuan_text(store.refunded("alipay", record.out_trade_no, ("SUCCESS",))),
         "trade_no": record.trade_no,
     }
     if fund_change:
         answer["gmt_refund_pay"] = alipay_time(now())
-        answer["send_back_fee"] = yuan(amount)
+        answer["send_back_fee"] = yuan_text(amount)
     return answer
 
 
@@ -399,7 +402,7 @@ def trade_refund(
     record = _lookup(store, biz)
     if record is None:
         return _business("ACQ.TRADE_NOT_EXIST", "交易不存在").fields()
-    amount = fen(str(requested)) or 0
+    amount = fen_of(str(requested))
     number = str(biz.get("out_request_no") or record.out_trade_no)
     existing = store.refund("alipay", number)
     if existing is not None:
@@ -416,7 +419,7 @@ def trade_refund(
         out_trade_no=record.out_trade_no,
         refund_id=new_refund_id(),
         amount=amount,
-        total=fen(record.total_amount) or 0,
+        total=fen_of(record.total_amount),
         reason=str(biz.get("refund_reason") or ""),
         notify_url=None,
         public_key_mode=False,
@@ -459,7 +462,7 @@ def refund_query(keys: SandboxKeys, store: Store, biz: dict[str, Any]) -> dict[s
         and refund.status == "SUCCESS"
     ):
         answer.update(
-            refund_amount=yuan(refund.amount),
+            refund_amount=yuan_text(refund.amount),
             refund_status="REFUND_SUCCESS",
             total_amount=record.total_amount,
             gmt_refund_pay=alipay_time(parse_rfc3339(refund.success_time or "") or now()),

@@ -14,10 +14,15 @@ import io
 import zipfile
 from datetime import date, timedelta
 
-from webapp.payments.alipay import fen, parse_alipay_time, yuan
-from webapp.payments.sandbox.common import SHANGHAI, now
+from webapp.payments.sandbox.common import (
+    SHANGHAI,
+    fen_of,
+    now,
+    parse_alipay_time,
+    parse_rfc3339,
+    yuan_text,
+)
 from webapp.payments.sandbox.store import AlipayTradeRecord, RefundRecord, WechatTradeRecord
-from webapp.payments.wechat import parse_rfc3339
 
 WECHAT_HEADER = [
     "交易时间",
@@ -93,7 +98,7 @@ def fee_fen(amount_fen: int) -> int:
 
 
 def _signed_yuan(fen: int) -> str:
-    return ("-" if fen < 0 else "") + yuan(abs(fen))
+    return ("-" if fen < 0 else "") + yuan_text(abs(fen))
 
 
 def _local(text: str | None) -> str:
@@ -133,7 +138,7 @@ def wechat_bill(
                 "SUCCESS",
                 "OTHERS",
                 "CNY",
-                yuan(trade.total),
+                yuan_text(trade.total),
                 "0.00",
                 "0",
                 "0",
@@ -143,9 +148,9 @@ def wechat_bill(
                 "",
                 trade.description,
                 "",
-                f"{yuan(fee_fen(trade.total))}000",
+                f"{yuan_text(fee_fen(trade.total))}000",
                 "0.60%",
-                yuan(trade.total),
+                yuan_text(trade.total),
                 "0.00",
                 "",
             ]
@@ -166,20 +171,20 @@ def wechat_bill(
                 "REFUND",
                 "OTHERS",
                 "CNY",
-                yuan(refund.total),
+                yuan_text(refund.total),
                 "0.00",
                 refund.refund_id,
                 refund.out_refund_no,
-                yuan(refund.amount),
+                yuan_text(refund.amount),
                 "0.00",
                 "ORIGINAL",
                 "SUCCESS",
                 origin.description if origin else "",
                 "",
-                f"-{yuan(fee_fen(refund.amount))}000",
+                f"-{yuan_text(fee_fen(refund.amount))}000",
                 "0.60%",
-                yuan(refund.total),
-                yuan(refund.amount),
+                yuan_text(refund.total),
+                yuan_text(refund.amount),
                 "",
             ]
         )
@@ -188,12 +193,12 @@ def wechat_bill(
     fees = sum(fee_fen(trade.total) for trade in trades) - sum(fee_fen(r.amount) for r in refunds)
     summary = [
         str(len(rows)),
-        yuan(paid),
-        yuan(refunded),
+        yuan_text(paid),
+        yuan_text(refunded),
         "0.00",
         f"{_signed_yuan(fees)}000",
-        yuan(paid),
-        yuan(refunded),
+        yuan_text(paid),
+        yuan_text(refunded),
     ]
     backtick = [[f"`{value}" for value in row] for row in rows]
     return _csv([WECHAT_HEADER, *backtick]) + _csv(
@@ -217,7 +222,7 @@ def alipay_bill(
     holds the trades of the refunds (paid on this day or earlier)."""
     rows: list[list[str]] = []
     for trade in trades:
-        total = parse_total(trade.total_amount)
+        total = fen_of(trade.total_amount)
         rows.append(
             [
                 f"{trade.trade_no}\t",
@@ -231,8 +236,8 @@ def alipay_bill(
                 "",
                 "",
                 trade.buyer_logon_id,
-                yuan(total),
-                yuan(total),
+                yuan_text(total),
+                yuan_text(total),
                 *["0.00"] * 5,
                 "",
                 "0.00",
@@ -258,14 +263,14 @@ def alipay_bill(
                 "",
                 "",
                 origin.buyer_logon_id if origin else "",
-                yuan(refund.total),
+                yuan_text(refund.total),
                 _signed_yuan(-refund.amount),
                 *["0.00"] * 5,
                 "",
                 "0.00",
                 "0.00",
                 f"{refund.out_refund_no}\t",
-                yuan(fee_fen(refund.amount)),
+                yuan_text(fee_fen(refund.amount)),
                 "0.00",
                 "",
             ]
@@ -273,7 +278,7 @@ def alipay_bill(
     start = f"{day:%Y年%m月%d日} 00:00:00"
     end = f"{day + timedelta(days=1):%Y年%m月%d日} 00:00:00"
     exported = f"{now().astimezone(SHANGHAI):%Y年%m月%d日 %H:%M:%S}"
-    paid = sum(parse_total(trade.total_amount) for trade in trades)
+    paid = sum(fen_of(trade.total_amount) for trade in trades)
     refunded = sum(refund.amount for refund in refunds)
     detail = (
         "#支付宝业务明细查询\r\n"
@@ -282,7 +287,7 @@ def alipay_bill(
         f"#{RULE}业务明细列表{RULE}\r\n"
         + _csv([ALIPAY_HEADER, *rows])
         + f"#{RULE}业务明细列表结束{RULE}\r\n"
-        f"#交易合计：{len(trades)}笔，商家实收共{yuan(paid)}元，商家优惠共0.00元\r\n"
+        f"#交易合计：{len(trades)}笔，商家实收共{yuan_text(paid)}元，商家优惠共0.00元\r\n"
         f"#退款合计：{len(refunds)}笔，商家实收退款共{_signed_yuan(-refunded)}元，商家优惠退款共0.00元\r\n"
         f"#导出时间：[{exported}]\r\n"
     )
@@ -305,7 +310,7 @@ def alipay_bill(
                     "",
                     str(len(trades)),
                     str(len(refunds)),
-                    yuan(paid),
+                    yuan_text(paid),
                     _signed_yuan(paid - refunded),
                 ],
             ]
@@ -318,8 +323,3 @@ def alipay_bill(
         bundle.writestr(f"{stem}_业务明细.csv", detail.encode("gbk", errors="replace"))
         bundle.writestr(f"{stem}_业务明细(汇总).csv", summary.encode("gbk", errors="replace"))
     return archive.getvalue()
-
-
-def parse_total(total_amount: str) -> int:
-    """A sandbox trade's total_amount (validated when it was created) in fen."""
-    return fen(total_amount) or 0

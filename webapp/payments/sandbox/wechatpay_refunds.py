@@ -26,7 +26,14 @@ from flask import Blueprint, Response, current_app, request
 
 from webapp.payments.sandbox import bills
 from webapp.payments.sandbox import notify as delivery
-from webapp.payments.sandbox.common import SandboxError, current_keys, current_store, now, rfc3339
+from webapp.payments.sandbox.common import (
+    WECHAT_SANDBOX_PATH,
+    SandboxError,
+    current_keys,
+    current_store,
+    now,
+    rfc3339,
+)
 from webapp.payments.sandbox.keys import SandboxKeys
 from webapp.payments.sandbox.refunds import RefundMode, new_refund_id, refund_mode, settle
 from webapp.payments.sandbox.store import RefundRecord, Store
@@ -42,7 +49,6 @@ from webapp.payments.sandbox.wechatpay import (
     signed_notify,
     system_error,
 )
-from webapp.payments.settings import WECHAT_SANDBOX_PATH
 
 bp = Blueprint("wechatpay_refunds", __name__, url_prefix="/wechatpay")
 bp.register_error_handler(Exception, system_error)
