@@ -25,8 +25,8 @@ from webapp.db import utcnow
 from webapp.payments import alipay, wechat
 from webapp.payments.refunds import new_out_refund_no
 from webapp.payments.sandbox import control
+from webapp.payments.sandbox.common import current_keys
 from webapp.payments.sandbox.keys import generate_keys
-from webapp.payments.settings import sandbox_keys
 
 
 @pytest.fixture
@@ -83,7 +83,7 @@ def test_wechat_refunds_query_and_notify(ctx: str, notify_sink: NotifySink) -> N
         "out_refund_no": number,
         "out_trade_no": trade["out_trade_no"],
     }
-    assert resource["mchid"] == sandbox_keys().wechat_mchid
+    assert resource["mchid"] == current_keys().wechat_mchid
     assert resource["amount"] == {
         "payer_refund": 3000,
         "payer_total": 9900,

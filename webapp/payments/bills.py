@@ -226,14 +226,19 @@ def compare(channel: str, day: date, lines: list[BillLine]) -> list[Difference]:
     differences: list[Difference] = []
     theirs_paid = {line.out_trade_no: line.amount_fen for line in lines if line.kind == "payment"}
     ours_paid = _our_payments(channel, start, end)
-    for number, amount in sorted(theirs_paid.items()):
-        ours = ours_paid.get(number)
-        if ours is None:  # paid on another day here (a clock at midnight)?
-            ours = db.session.scalar(
-                sa.select(Payment.amount_fen)
-                .join(Order, Order.id == Payment.order_id)
-                .where(Payment.channel == channel, Order.out_trade_no == number)
+    # The bill's payments recorded here on another day (a clock at midnight), in one query.
+    elsewhere = dict(
+        db.session.execute(
+            sa.select(Order.out_trade_no, Payment.amount_fen)
+            .join(Order, Order.id == Payment.order_id)
+            .where(
+                Payment.channel == channel,
+                Order.out_trade_no.in_(set(theirs_paid) - set(ours_paid)),
             )
+        ).all()
+    )
+    for number, amount in sorted(theirs_paid.items()):
+        ours = ours_paid.get(number, elsewhere.get(number))
         if ours is None:
             differences.append(
                 Difference(channel, "paid_there_not_here", number, None, None, amount)
@@ -251,10 +256,16 @@ def compare(channel: str, day: date, lines: list[BillLine]) -> list[Difference]:
         line.out_refund_no: line for line in lines if line.kind == "refund" and line.out_refund_no
     }
     ours_refunded = _our_refunds(channel, start, end)
-    for number, line in sorted(theirs_refunded.items()):
-        refund = db.session.scalar(
-            sa.select(Refund).where(Refund.out_refund_no == number, Refund.channel == channel)
+    known = {
+        refund.out_refund_no: refund
+        for refund in db.session.scalars(
+            sa.select(Refund).where(
+                Refund.channel == channel, Refund.out_refund_no.in_(set(theirs_refunded))
+            )
         )
+    }
+    for number, line in sorted(theirs_refunded.items()):
+        refund = known.get(number)
         if refund is None or refund.status != RefundStatus.SUCCEEDED:
             differences.append(
                 Difference(
