@@ -195,6 +195,11 @@ class Messages(MethodView):
     @blp.alt_response(404, schema=ErrorSchema, description="`conversation_not_found`")
     @blp.alt_response(409, schema=ErrorSchema, description="`conversation_closed`: start anew")
     @blp.alt_response(
+        422,
+        schema=ErrorSchema,
+        description="`not_offered`: `entry_id` is not among the suggestions last offered",
+    )
+    @blp.alt_response(
         429,
         schema=ErrorSchema,
         description="`rate_limited`, or `quota_exceeded` (nothing stored or answered)",
@@ -216,6 +221,7 @@ class Messages(MethodView):
             conversation.id,
             kind=data["kind"],
             text=data["text"],
+            entry_id=data["entry_id"],
             upload=data["upload"],
             idempotency_key=data["idempotency_key"],
         )
