@@ -20,6 +20,8 @@ from tests.conversations.test_conversations_api import conversation_status, say
 from tests.conversations.test_widget_api import faq_widget, open_conversation, widget_messages
 from tests.conversations.test_widget_api import say as widget_say
 from tests.kb import add_entry, add_tea_faq
+from tests.kb.test_kb_pages import logged_in
+from tests.portal.conftest import en
 from tests.usage.conftest import Tenant, key_headers
 from webapp.conversations.models import Conversation, Message, MessageRole
 from webapp.extensions import db
@@ -342,3 +344,19 @@ def test_a_visitor_picks_a_suggestion_in_the_widget(app: Flask, tenant: Tenant) 
     polled = client.get(widget_messages(conversation_id), headers=headers).get_json()["messages"]
     assert [m["suggestions"] for m in polled] == [None, offered["suggestions"], None, None]
     assert tenant.counts()[0] == 2
+
+
+def test_the_inbox_shows_what_was_offered_and_picked(app: Flask, tenant: Tenant) -> None:
+    chat = Chat(app, tenant)
+    chat.thresholds(UNSURE)
+    offered = unsure(chat)["suggestions"]
+    chat.pick(offered[0]["entry_id"])
+    chat.say("转人工")
+    portal = logged_in(app, tenant.owner)
+
+    html = portal.page(f"/inbox/{chat.id}")
+
+    questions = " / ".join(s["question"] for s in offered)
+    assert en("Offered: %(questions)s", questions=questions) in html
+    assert en("Picked from the suggestions") in html
+    assert en("Asked for a person") in html
