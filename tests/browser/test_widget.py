@@ -67,6 +67,20 @@ def host_site() -> Iterator[Callable[[str], str]]:
         server.server_close()
 
 
+def tea_shop(
+    make_tenant: Any, live_server: str, host_site: Callable[[str], str], **settings: Any
+) -> tuple[Any, str]:
+    """A tea shop whose bot (the tea FAQ, these settings) is embedded on the host site."""
+    tenant = make_tenant(name="茶叶小店")
+    bot_id = tenant.add_bot("小茶")
+    add_tea_faq(tenant.api, bot_id)
+    tenant.api.patch(f"/api/v1/bots/{bot_id}", json=settings)
+    host_origin = host_site("")
+    key = embed(tenant, bot_id, [host_origin])
+    host_site(HOST_PAGE.format(script=f"{live_server}/widget.js", key=key))
+    return tenant, host_origin
+
+
 @pytest.mark.browser
 def test_widget_on_another_site_answers_hands_off_and_shows_the_agent(
     app: Flask,
@@ -76,15 +90,9 @@ def test_widget_on_another_site_answers_hands_off_and_shows_the_agent(
     new_context: Callable[[], BrowserContext],
     artifacts_dir: Path,
 ) -> None:
-    tenant = make_tenant(name="茶叶小店")
-    bot_id = tenant.add_bot("小茶")
-    add_tea_faq(tenant.api, bot_id)
-    tenant.api.patch(
-        f"/api/v1/bots/{bot_id}", json={"greeting": "您好，我是小茶，有什么可以帮您？"}
+    tenant, host_origin = tea_shop(
+        make_tenant, live_server, host_site, greeting="您好，我是小茶，有什么可以帮您？"
     )
-    host_origin = host_site("")
-    key = embed(tenant, bot_id, [host_origin])
-    host_site(HOST_PAGE.format(script=f"{live_server}/widget.js", key=key))
 
     visitor = new_context().new_page()
     visitor.goto(host_origin + "/")
@@ -137,15 +145,9 @@ def test_on_a_phone_the_visitor_taps_a_suggestion(
     artifacts_dir: Path,
 ) -> None:
     """An unsure bot offers buttons (the thresholds make it unsure); a tap answers."""
-    tenant = make_tenant(name="茶叶小店")
-    bot_id = tenant.add_bot("小茶")
-    add_tea_faq(tenant.api, bot_id)
-    tenant.api.patch(
-        f"/api/v1/bots/{bot_id}", json={"answer_threshold": 0.99, "suggest_threshold": 0.01}
+    _tenant, host_origin = tea_shop(
+        make_tenant, live_server, host_site, answer_threshold=0.99, suggest_threshold=0.01
     )
-    host_origin = host_site("")
-    key = embed(tenant, bot_id, [host_origin])
-    host_site(HOST_PAGE.format(script=f"{live_server}/widget.js", key=key))
     phone = {"width": 375, "height": 700}
 
     visitor = new_context().new_page()

@@ -36,13 +36,14 @@ UNRELATED = "你们老板叫什么名字"
 class Chat:
     """One API conversation with a bot of the tea shop's FAQ, through its bound key."""
 
-    def __init__(self, app: Flask, tenant: Tenant) -> None:
+    def __init__(self, app: Flask, tenant: Tenant, thresholds: dict[str, float]) -> None:
         self.app, self.tenant = app, tenant
         self.bot_id = tenant.add_bot()
         self.entries = add_tea_faq(tenant.api, self.bot_id)
         self.key = tenant.add_api_key(self.bot_id)
         self.client = app.test_client()
         self.id = start(self.client, key_headers(self.key))["id"]
+        self.thresholds(thresholds)
 
     def thresholds(self, values: dict[str, float]) -> None:
         response = self.tenant.api.patch(f"/api/v1/bots/{self.bot_id}", json=values)
@@ -68,7 +69,7 @@ class Chat:
                 .where(Message.conversation_id == self.id)
                 .order_by(Message.id)
             )
-            return [tuple(row) for row in rows]
+            return [(role, text, outcome) for role, text, outcome in rows]
 
 
 def unsure(chat: Chat, text: str = RETURNS) -> dict[str, Any]:
@@ -82,8 +83,7 @@ def unsure(chat: Chat, text: str = RETURNS) -> dict[str, Any]:
 def test_an_unsure_bot_offers_suggestions_and_keeps_the_conversation(
     app: Flask, tenant: Tenant
 ) -> None:
-    chat = Chat(app, tenant)
-    chat.thresholds(UNSURE)
+    chat = Chat(app, tenant, UNSURE)
 
     body = unsure(chat)
 
@@ -106,8 +106,7 @@ def test_an_unsure_bot_offers_suggestions_and_keeps_the_conversation(
 def test_the_customer_picks_a_suggestion_and_the_bot_answers_with_its_entry(
     app: Flask, tenant: Tenant
 ) -> None:
-    chat = Chat(app, tenant)
-    chat.thresholds(UNSURE)
+    chat = Chat(app, tenant, UNSURE)
     unsure(chat)
     returns = chat.entry("退货流程是什么？")
 
@@ -132,8 +131,7 @@ def test_the_customer_picks_a_suggestion_and_the_bot_answers_with_its_entry(
 
 
 def test_a_retried_pick_counts_and_answers_once(app: Flask, tenant: Tenant) -> None:
-    chat = Chat(app, tenant)
-    chat.thresholds(UNSURE)
+    chat = Chat(app, tenant, UNSURE)
     offered = unsure(chat)["suggestions"][0]
 
     first = chat.pick(offered["entry_id"], idempotency_key="pick-1")
@@ -149,11 +147,10 @@ def test_a_retried_pick_counts_and_answers_once(app: Flask, tenant: Tenant) -> N
 
 def test_only_a_suggestion_last_offered_can_be_picked(app: Flask, tenant: Tenant) -> None:
     tenant.set_plan("pro")
-    chat = Chat(app, tenant)
+    chat = Chat(app, tenant, UNSURE)
     extra = add_entry(tenant.api, chat.bot_id, "营业时间是几点？", "每天9点到18点。")
     other_bot = tenant.add_bot("另一个机器人")
     stranger_entry = add_entry(tenant.api, other_bot, "退货流程是什么？", "别的店的答案")
-    chat.thresholds(UNSURE)
 
     assert_error(chat.pick(chat.entries[0]["id"]), 422, "not_offered")  # nothing offered yet
     offered = [s["entry_id"] for s in unsure(chat)["suggestions"]]
@@ -187,8 +184,7 @@ def test_only_a_suggestion_last_offered_can_be_picked(app: Flask, tenant: Tenant
 
 
 def test_text_or_a_pick_but_not_both_nor_neither(app: Flask, tenant: Tenant) -> None:
-    chat = Chat(app, tenant)
-    chat.thresholds(UNSURE)
+    chat = Chat(app, tenant, UNSURE)
     offered = unsure(chat)["suggestions"][0]["entry_id"]
 
     for body in (
@@ -208,8 +204,7 @@ def test_text_or_a_pick_but_not_both_nor_neither(app: Flask, tenant: Tenant) -> 
 
 
 def test_two_unsure_answers_in_a_row_hand_off(app: Flask, tenant: Tenant) -> None:
-    chat = Chat(app, tenant)
-    chat.thresholds(UNSURE)
+    chat = Chat(app, tenant, UNSURE)
     unsure(chat)
 
     body = chat.say("发票怎么弄呢").get_json()
@@ -224,8 +219,7 @@ def test_two_unsure_answers_in_a_row_hand_off(app: Flask, tenant: Tenant) -> Non
 def test_a_lost_answer_then_an_unsure_one_hand_off_and_a_return_to_the_bot_starts_afresh(
     app: Flask, tenant: Tenant
 ) -> None:
-    chat = Chat(app, tenant)
-    chat.thresholds(LOST)
+    chat = Chat(app, tenant, LOST)
     lost = chat.say(UNRELATED).get_json()
     assert (lost["band"], lost["handoff"], lost["message"]["outcome"]) == ("lost", True, "fallback")
     chat.thresholds(UNSURE)
@@ -239,8 +233,7 @@ def test_a_lost_answer_then_an_unsure_one_hand_off_and_a_return_to_the_bot_start
 
 
 def test_a_confident_answer_breaks_the_run(app: Flask, tenant: Tenant) -> None:
-    chat = Chat(app, tenant)
-    chat.thresholds(UNSURE)
+    chat = Chat(app, tenant, UNSURE)
     unsure(chat)
     chat.thresholds(CONFIDENT)
     answered = chat.say("下单后多久发货？").get_json()
@@ -251,8 +244,7 @@ def test_a_confident_answer_breaks_the_run(app: Flask, tenant: Tenant) -> None:
 
 
 def test_a_customer_who_asks_for_a_person_is_handed_off(app: Flask, tenant: Tenant) -> None:
-    chat = Chat(app, tenant)
-    chat.thresholds(CONFIDENT)
+    chat = Chat(app, tenant, CONFIDENT)
 
     not_asked = chat.say("不要人工，我自己看看发货时间").get_json()
     assert not_asked["message"]["outcome"] != "asked_for_human"
@@ -267,8 +259,7 @@ def test_a_customer_who_asks_for_a_person_is_handed_off(app: Flask, tenant: Tena
 
 
 def test_handoff_words_are_the_bots_own(app: Flask, tenant: Tenant) -> None:
-    chat = Chat(app, tenant)
-    chat.thresholds(CONFIDENT)
+    chat = Chat(app, tenant, CONFIDENT)
     tenant.api.patch(f"/api/v1/bots/{chat.bot_id}", json={"handoff_words": ["投诉"]})
 
     assert chat.say("转人工").get_json()["message"]["outcome"] != "asked_for_human"
@@ -279,8 +270,7 @@ def test_handoff_words_are_the_bots_own(app: Flask, tenant: Tenant) -> None:
 def test_while_an_agent_has_the_conversation_a_pick_waits_for_the_agent(
     app: Flask, tenant: Tenant
 ) -> None:
-    chat = Chat(app, tenant)
-    chat.thresholds(UNSURE)
+    chat = Chat(app, tenant, UNSURE)
     offered = unsure(chat)["suggestions"][0]
     path = f"/api/v1/conversations/{chat.id}"
     assert tenant.api.post(f"{path}/replies", json={"text": "您好，我来帮您。"}).status_code == 201
@@ -298,8 +288,7 @@ def test_while_an_agent_has_the_conversation_a_pick_waits_for_the_agent(
 
 
 def test_misses_are_counted_on_the_conversation(app: Flask, tenant: Tenant) -> None:
-    chat = Chat(app, tenant)
-    chat.thresholds(UNSURE)
+    chat = Chat(app, tenant, UNSURE)
 
     def misses() -> int:
         with app.app_context():
@@ -347,8 +336,7 @@ def test_a_visitor_picks_a_suggestion_in_the_widget(app: Flask, tenant: Tenant) 
 
 
 def test_the_inbox_shows_what_was_offered_and_picked(app: Flask, tenant: Tenant) -> None:
-    chat = Chat(app, tenant)
-    chat.thresholds(UNSURE)
+    chat = Chat(app, tenant, UNSURE)
     offered = unsure(chat)["suggestions"]
     chat.pick(offered[0]["entry_id"])
     chat.say("转人工")

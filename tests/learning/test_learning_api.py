@@ -7,7 +7,15 @@ from typing import Any
 from flask import Flask
 
 from tests.api import add_member, assert_error
-from tests.conversations.test_suggestions import CONFIDENT, LOST, RETURNS, UNRELATED, Chat, unsure
+from tests.conversations.test_suggestions import (
+    CONFIDENT,
+    LOST,
+    RETURNS,
+    UNRELATED,
+    UNSURE,
+    Chat,
+    unsure,
+)
 from tests.kb import add_entry, faq_path
 from tests.learning import learning_path
 from tests.usage.conftest import Tenant, key_headers
@@ -25,6 +33,14 @@ def learn(tenant: Tenant, bot_id: int, item_id: int, **body: Any) -> Any:
     return tenant.api.post(f"{learning_path(bot_id)}/{item_id}/learn", json=body)
 
 
+def lost_question(app: Flask, tenant: Tenant, text: str = "你们周末营业吗") -> tuple[Chat, Any]:
+    """A conversation in which the bot was lost on `text`, and the item that made."""
+    chat = Chat(app, tenant, LOST)
+    chat.say(text)
+    (item,) = listed(tenant, chat.bot_id)
+    return chat, item
+
+
 def knowledge_version(app: Flask, bot_id: int) -> int:
     with app.app_context():
         bot = db.session.get(Bot, bot_id)
@@ -35,13 +51,12 @@ def knowledge_version(app: Flask, bot_id: int) -> int:
 def test_questions_the_bot_was_unsure_or_lost_on_are_counted_by_wording(
     app: Flask, tenant: Tenant
 ) -> None:
-    chat = Chat(app, tenant)
-    chat.thresholds(LOST)
+    chat = Chat(app, tenant, LOST)
     chat.say(UNRELATED)  # lost
     chat.thresholds(CONFIDENT)
     chat.say("下单后多久发货？")  # answered: nothing to learn
     chat.say("转人工")  # asked for a person: nothing to learn
-    chat.thresholds({"answer_threshold": 0.99, "suggest_threshold": 0.01})
+    chat.thresholds(UNSURE)
     unsure(chat)
     chat.pick(chat.entry("退货流程是什么？")["id"])
     unsure(chat, RETURNS.replace("，", " ") + "？")  # the same question, other punctuation
@@ -65,8 +80,7 @@ def test_questions_the_bot_was_unsure_or_lost_on_are_counted_by_wording(
 
 
 def test_an_agents_reply_is_proposed_as_the_answer(app: Flask, tenant: Tenant) -> None:
-    chat = Chat(app, tenant)
-    chat.thresholds(LOST)
+    chat = Chat(app, tenant, LOST)
     chat.say("你们周末营业吗")
     path = f"/api/v1/conversations/{chat.id}/replies"
 
@@ -77,8 +91,7 @@ def test_an_agents_reply_is_proposed_as_the_answer(app: Flask, tenant: Tenant) -
 
 
 def test_learning_a_similar_question_teaches_the_entry(app: Flask, tenant: Tenant) -> None:
-    chat = Chat(app, tenant)
-    chat.thresholds({"answer_threshold": 0.99, "suggest_threshold": 0.01})
+    chat = Chat(app, tenant, UNSURE)
     unsure(chat)
     (item,) = listed(tenant, chat.bot_id)
     returns = chat.entry("退货流程是什么？")
@@ -107,8 +120,7 @@ def test_learning_a_similar_question_teaches_the_entry(app: Flask, tenant: Tenan
 
 
 def test_learning_a_new_entry_and_an_edited_phrasing(app: Flask, tenant: Tenant) -> None:
-    chat = Chat(app, tenant)
-    chat.thresholds(LOST)
+    chat = Chat(app, tenant, LOST)
     chat.say("你们周末营业吗")
     chat.say("可以用花呗吗")
     weekend, huabei = sorted(listed(tenant, chat.bot_id), key=lambda item: item["id"])
@@ -132,8 +144,7 @@ def test_learning_a_new_entry_and_an_edited_phrasing(app: Flask, tenant: Tenant)
 def test_dismissed_questions_stay_dismissed_and_learned_ones_come_back(
     app: Flask, tenant: Tenant
 ) -> None:
-    chat = Chat(app, tenant)
-    chat.thresholds(LOST)
+    chat = Chat(app, tenant, LOST)
     chat.say("在吗")
     chat.say("你们周末营业吗")
     hello, weekend = sorted(listed(tenant, chat.bot_id), key=lambda item: item["id"])
@@ -152,10 +163,7 @@ def test_dismissed_questions_stay_dismissed_and_learned_ones_come_back(
 
 def test_learn_requests_are_validated(app: Flask, tenant: Tenant) -> None:
     tenant.set_plan("pro")
-    chat = Chat(app, tenant)
-    chat.thresholds(LOST)
-    chat.say("你们周末营业吗")
-    (item,) = listed(tenant, chat.bot_id)
+    chat, item = lost_question(app, tenant)
     other_bot = tenant.add_bot("另一个机器人")
     foreign = add_entry(tenant.api, other_bot, "别的问题", "别的答案")
 
@@ -189,10 +197,7 @@ def test_learn_requests_are_validated(app: Flask, tenant: Tenant) -> None:
 def test_members_read_managers_teach_keys_are_refused(
     app: Flask, tenant: Tenant, make_user: Any, make_api_client: Any
 ) -> None:
-    chat = Chat(app, tenant)
-    chat.thresholds(LOST)
-    chat.say("你们周末营业吗")
-    (item,) = listed(tenant, chat.bot_id)
+    chat, item = lost_question(app, tenant)
     member = make_user()
     add_member(app, tenant.id, member)
     member_api = make_api_client(member)
@@ -214,10 +219,7 @@ def test_members_read_managers_teach_keys_are_refused(
 def test_another_organizations_questions_are_404(
     app: Flask, tenant: Tenant, make_tenant: Any
 ) -> None:
-    chat = Chat(app, tenant)
-    chat.thresholds(LOST)
-    chat.say("你们周末营业吗")
-    (item,) = listed(tenant, chat.bot_id)
+    chat, item = lost_question(app, tenant)
     stranger = make_tenant(name="别家公司")
     stranger_bot = stranger.add_bot()
     path = f"{learning_path(chat.bot_id)}/{item['id']}"

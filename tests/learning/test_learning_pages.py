@@ -11,7 +11,7 @@ from tests.api import add_member
 from tests.conversations.test_suggestions import LOST, RETURNS, UNSURE, Chat, unsure
 from tests.kb import faq_path
 from tests.kb.test_kb_pages import logged_in
-from tests.learning.test_learning_api import listed
+from tests.learning.test_learning_api import listed, lost_question
 from tests.portal.conftest import en
 from tests.usage.conftest import Tenant
 
@@ -29,8 +29,7 @@ def selected_entry(html: str) -> int:
 def test_the_list_preselects_the_picked_entry_and_adds_the_question_in_one_click(
     app: Flask, tenant: Tenant
 ) -> None:
-    chat = Chat(app, tenant)
-    chat.thresholds(UNSURE)
+    chat = Chat(app, tenant, UNSURE)
     unsure(chat)
     returns = chat.entry("退货流程是什么？")
     chat.pick(returns["id"])
@@ -65,8 +64,7 @@ def test_the_list_preselects_the_picked_entry_and_adds_the_question_in_one_click
 
 
 def test_a_new_entry_is_prefilled_with_the_agents_reply(app: Flask, tenant: Tenant) -> None:
-    chat = Chat(app, tenant)
-    chat.thresholds(LOST)
+    chat = Chat(app, tenant, LOST)
     chat.say("你们周末营业吗")
     tenant.api.post(
         f"/api/v1/conversations/{chat.id}/replies", json={"text": "周末照常营业，9点到18点。"}
@@ -93,10 +91,7 @@ def test_a_new_entry_is_prefilled_with_the_agents_reply(app: Flask, tenant: Tena
 
 
 def test_dismiss_and_bad_posts(app: Flask, tenant: Tenant) -> None:
-    chat = Chat(app, tenant)
-    chat.thresholds(LOST)
-    chat.say("在吗")
-    (item,) = listed(tenant, chat.bot_id)
+    chat, item = lost_question(app, tenant, "在吗")
     portal = logged_in(app, tenant.owner)
     page = f"/bots/{chat.bot_id}/learning"
 
@@ -113,10 +108,7 @@ def test_dismiss_and_bad_posts(app: Flask, tenant: Tenant) -> None:
 def test_members_read_the_list_but_cannot_teach(
     app: Flask, tenant: Tenant, make_user: Any, make_tenant: Any
 ) -> None:
-    chat = Chat(app, tenant)
-    chat.thresholds(LOST)
-    chat.say("你们周末营业吗")
-    (item,) = listed(tenant, chat.bot_id)
+    chat, item = lost_question(app, tenant)
     member = make_user()
     add_member(app, tenant.id, member)
     portal = logged_in(app, member)

@@ -49,27 +49,29 @@ class AllowedOriginsForm(FlaskForm):
         return [line for line in (self.origins.data or "").splitlines() if line.strip()]
 
 
-class AnsweringForm(FlaskForm):
-    answer_threshold = FloatField(
-        _l("Answer threshold"),
+def _threshold_field(label: str, description: str) -> FloatField:
+    return FloatField(
+        label,
         validators=[
             InputRequired(),
             NumberRange(min=0, max=1, message=_l("The threshold is from 0 to 1.")),
         ],
         render_kw={"step": "0.05", "min": "0", "max": "1", "inputmode": "decimal"},
-        description=_l(
+        description=description,
+    )
+
+
+class AnsweringForm(FlaskForm):
+    answer_threshold = _threshold_field(
+        _l("Answer threshold"),
+        _l(
             "From 0 to 1. From this confidence the bot answers with the best entry; higher "
             "means fewer wrong answers and more questions it is unsure of."
         ),
     )
-    suggest_threshold = FloatField(
+    suggest_threshold = _threshold_field(
         _l("Suggest threshold"),
-        validators=[
-            InputRequired(),
-            NumberRange(min=0, max=1, message=_l("The threshold is from 0 to 1.")),
-        ],
-        render_kw={"step": "0.05", "min": "0", "max": "1", "inputmode": "decimal"},
-        description=_l(
+        _l(
             "At most the answer threshold. Between the two the bot asks “Did you mean” and "
             "offers up to 3 questions; below it, the bot gives the fallback text and asks a "
             "person to take over."

@@ -25,6 +25,14 @@ class BotCreateSchema(Schema):
     )
 
 
+def _threshold(description: str) -> fields.Float:
+    return fields.Float(
+        validate=validate.Range(min=0, max=1),
+        allow_nan=False,
+        metadata={"description": description},
+    )
+
+
 class BotUpdateSchema(Schema):
     """Only the fields given change."""
 
@@ -34,22 +42,13 @@ class BotUpdateSchema(Schema):
     is_enabled = fields.Boolean(
         metadata={"description": "A disabled bot keeps its settings and keys but is not served"}
     )
-    answer_threshold = fields.Float(
-        validate=validate.Range(min=0, max=1),
-        allow_nan=False,
-        metadata={
-            "description": "From this confidence the bot answers. Set alone below the suggest "
-            "threshold, it takes the suggest threshold down with it"
-        },
+    answer_threshold = _threshold(
+        "From this confidence the bot answers. Set alone below the suggest threshold, it "
+        "takes the suggest threshold down with it"
     )
-    suggest_threshold = fields.Float(
-        validate=validate.Range(min=0, max=1),
-        allow_nan=False,
-        metadata={
-            "description": "From this confidence (up to the answer threshold) the bot offers "
-            "the closest questions (您是不是想问); "
-            "below it, it falls back to a person. At most the answer threshold"
-        },
+    suggest_threshold = _threshold(
+        "From this confidence (up to the answer threshold) the bot offers the closest "
+        "questions (您是不是想问); below it, it falls back to a person"
     )
     fallback_text = Text(
         validate=validate.Length(max=BOT_TEXT_MAX_LENGTH),
