@@ -210,8 +210,9 @@ class Messages(MethodView):
     ) -> tuple[dict[str, Any], int, dict[str, str]]:
         """Post the visitor's message and get the bot's answer
 
-        Text as JSON; an image or voice clip as multipart/form-data (fields `kind`,
-        `file`) on plans that have them. Counted against the monthly quota first.
+        Text as JSON, or `{"entry_id": N}` to pick one of the `suggestions` an unsure bot
+        offered last; an image or voice clip as multipart/form-data (fields `kind`, `file`)
+        on plans that have them. Counted against the monthly quota first.
         """
         bot = widget_bot()
         conversation = _visitor_conversation(bot, conversation_id)
