@@ -14,7 +14,8 @@ from bench.kb_eval import load_entries, load_questions, run, score
 from tests.usage.conftest import Tenant
 from webapp.bots.models import DEFAULT_ANSWER_THRESHOLD, Bot
 from webapp.extensions import db
-from webapp.kb.engines import Band, answer_engine
+from webapp.kb.answering import answer_engine
+from webapp.kb.engines import Band
 from webapp.kb.services import knowledge_changed, new_entry
 
 

@@ -10,7 +10,7 @@ Each process keeps one index per bot, tagged with the bot's
 next question rebuilds the index once (reusing the tokens of unchanged texts);
 questions in between only search it. The last `MAX_CACHED_INDEXES` bots' indexes
 are kept (least recently used goes first). The optional LLM engine is in
-`webapp.kb.llm`.
+`webapp.kb.llm`; `webapp.kb.answering` picks the engine.
 
 Retrieval: BM25 over every phrasing of every enabled entry (question and similar
 questions, one document each) picks the candidates; confidence then ranks them.
@@ -41,7 +41,6 @@ from typing import Protocol
 import bm25s
 import numpy as np
 import sqlalchemy as sa
-from flask import current_app
 from flask_babel import gettext as _
 
 from webapp.bots.models import Bot
@@ -259,18 +258,3 @@ class LexicalEngine:
 
     def answer(self, bot: Bot, question: str) -> Answer:
         return decide(bot, tuple(index_for(bot).search(question)), self.name)
-
-
-def answer_engine() -> AnswerEngine:
-    """The configured engine: the LLM one when LLM_BASE_URL and LLM_MODEL are set."""
-    config = current_app.config
-    if config.get("LLM_BASE_URL") and config.get("LLM_MODEL"):
-        from webapp.kb.llm import LlmEngine  # it builds on this module
-
-        return LlmEngine(
-            config["LLM_BASE_URL"],
-            config["LLM_MODEL"],
-            config.get("LLM_API_KEY") or "",
-            float(config.get("LLM_TIMEOUT_SECONDS") or 10),
-        )
-    return LexicalEngine()
