@@ -13,8 +13,13 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from flask_smorest.pagination import PaginationParameters
 
-from webapp.bots.api import ORGANIZATION_PARAMETER, PEOPLE_ONLY
-from webapp.bots.auth import caller_required, person_membership, person_required
+from webapp.api import (
+    ORGANIZATION_PARAMETER,
+    PEOPLE_ONLY,
+    caller_required,
+    person_membership,
+    person_required,
+)
 from webapp.core.pagination import paginate
 from webapp.errors import ErrorSchema
 from webapp.extensions import db

@@ -10,37 +10,27 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import login_required
 from werkzeug.wrappers import Response
 
-from webapp.bots.models import Bot
-from webapp.bots.services import bot_of
 from webapp.errors import AppError, NotFound
 from webapp.extensions import db
 from webapp.learning import services
 from webapp.learning.forms import DismissForm, NewEntryForm, SimilarForm
 from webapp.learning.models import LearningStatus
-from webapp.orgs.models import OrganizationMember
-from webapp.orgs.views import current_membership
+from webapp.portal import membership_and_bot
 
 bp = Blueprint("learning", __name__)
 
 ITEMS_PER_PAGE = 20
 
 
-def _membership_and_bot(bot_id: int) -> tuple[OrganizationMember, Bot]:
-    membership = current_membership()
-    if membership is None:
-        abort(404)
-    return membership, bot_of(membership.organization_id, bot_id)
-
-
 @bp.get("/bots/<int:bot_id>/learning")
 @login_required
 def index(bot_id: int) -> str:
-    membership, bot = _membership_and_bot(bot_id)
+    membership, bot = membership_and_bot(bot_id)
     status_value = request.args.get("status", "")
     status = LearningStatus(status_value) if status_value in set(LearningStatus) else None
     sort: services.Sort = "recent" if request.args.get("sort") == "recent" else "frequent"
@@ -105,7 +95,7 @@ def _apply(bot_id: int, change: Callable[[], object], done: str, category: str) 
 @bp.post("/bots/<int:bot_id>/learning/<int:item_id>/similar")
 @login_required
 def learn_similar(bot_id: int, item_id: int) -> Response:
-    membership, bot = _membership_and_bot(bot_id)
+    membership, bot = membership_and_bot(bot_id)
     membership.require_manager()
     form = SimilarForm()
     if not form.validate_on_submit():
@@ -123,7 +113,7 @@ def learn_similar(bot_id: int, item_id: int) -> Response:
 @bp.post("/bots/<int:bot_id>/learning/<int:item_id>/entry")
 @login_required
 def learn_entry(bot_id: int, item_id: int) -> Response:
-    membership, bot = _membership_and_bot(bot_id)
+    membership, bot = membership_and_bot(bot_id)
     membership.require_manager()
     form = NewEntryForm()
     if not form.validate_on_submit():
@@ -141,7 +131,7 @@ def learn_entry(bot_id: int, item_id: int) -> Response:
 @bp.post("/bots/<int:bot_id>/learning/<int:item_id>/dismiss")
 @login_required
 def dismiss(bot_id: int, item_id: int) -> Response:
-    membership, bot = _membership_and_bot(bot_id)
+    membership, bot = membership_and_bot(bot_id)
     membership.require_manager()
     form = DismissForm()
     if not form.validate_on_submit():
