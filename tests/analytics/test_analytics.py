@@ -9,15 +9,13 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from flask import Flask
-from flask_migrate import upgrade
 
+from tests.conftest import sqlite_owner
 from tests.conversations import start
 from tests.conversations.test_conversations_api import bot_with_faq, say
 from tests.usage.conftest import Tenant, key_headers
-from webapp import create_app
 from webapp.analytics import services
 from webapp.analytics.services import Analytics, UnansweredQuestion
-from webapp.auth.models import User
 from webapp.billing.models import Subscription
 from webapp.billing.periods import SHANGHAI
 from webapp.billing.services import plan_by_code
@@ -26,7 +24,6 @@ from webapp.conversations.models import Conversation, Message, Outcome
 from webapp.db import utcnow
 from webapp.errors import AppError
 from webapp.extensions import db
-from webapp.orgs import services as org_services
 
 MARCH_1, MARCH_3 = date(2026, 3, 1), date(2026, 3, 3)
 NO_OUTCOMES = {outcome.value: 0 for outcome in Outcome}
@@ -266,28 +263,23 @@ def test_numbers_of_real_conversations(app: Flask, make_tenant: Any) -> None:
 
 def test_the_same_numbers_on_sqlite(tmp_path: Path) -> None:
     """The embedded default (`make run`): Shanghai buckets from SQLite's naive UTC text."""
-    sqlite_app = create_app("testing", SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path}/a.db")
-    with sqlite_app.app_context():
-        upgrade()
-        owner = User(email="sqlite@example.com", password_hash="x")
-        db.session.add(owner)
-        db.session.flush()
-        organization = org_services.create_organization(owner, "嵌入式公司")
+    with sqlite_owner(tmp_path) as membership:
         subscription = db.session.scalar(
-            sa.select(Subscription).where(Subscription.organization_id == organization.id)
+            sa.select(Subscription).where(
+                Subscription.organization_id == membership.organization_id
+            )
         )
         assert subscription is not None
         subscription.plan_id = plan_by_code("pro").id
-        membership = org_services.membership_for(owner, organization.id)
         bot_id = create_bot(membership, "机器人").id
-        conversation = add_conversation(organization.id, bot_id, utc(2026, 2, 28, 16))
+        conversation = add_conversation(membership.organization_id, bot_id, utc(2026, 2, 28, 16))
         add_message(conversation, utc(2026, 2, 28, 15, 59, 59))
         add_message(conversation, utc(2026, 2, 28, 16, 0, 0, 1), "fallback", "发票？")
         add_message(conversation, utc(2026, 3, 3, 15, 30), "fallback", "发票?")
         add_message(conversation, utc(2026, 3, 3, 16))
         db.session.commit()
 
-        result = services.analytics(organization.id, MARCH_1, MARCH_3)
+        result = services.analytics(membership.organization_id, MARCH_1, MARCH_3)
 
     assert [(d.day, d.messages) for d in result.days] == [
         (date(2026, 3, 1), 1),
