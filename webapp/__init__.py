@@ -104,6 +104,8 @@ def register_blueprints(app: Flask) -> None:
     from webapp.extensions import api, csrf
     from webapp.kb import api as kb_api
     from webapp.kb import views as kb_views
+    from webapp.learning import api as learning_api
+    from webapp.learning import views as learning_views
     from webapp.orgs import api as orgs_api
     from webapp.orgs import views as orgs_views
     from webapp.payments import api as payments_api
@@ -120,6 +122,7 @@ def register_blueprints(app: Flask) -> None:
         bots_views,
         conversations_views,
         kb_views,
+        learning_views,
         usage_views,
         analytics_views,
     )
@@ -133,6 +136,7 @@ def register_blueprints(app: Flask) -> None:
         bots_api,
         usage_api,
         kb_api,
+        learning_api,
         conversations_api,
         widget_api,
         analytics_api,

@@ -18,6 +18,10 @@ WIDGET_TITLE_MAX_LENGTH = 60
 LOGO_URL_MAX_LENGTH = 500
 DEFAULT_WIDGET_COLOR = "#1677ff"
 MAX_ALLOWED_ORIGINS = 20
+# A customer who writes one of these (in a short message) is handed to a person.
+DEFAULT_HANDOFF_WORDS = ("人工", "转人工", "找客服")
+MAX_HANDOFF_WORDS = 20
+HANDOFF_WORD_MAX_LENGTH = 10
 
 
 def new_publishable_key() -> str:
@@ -42,6 +46,9 @@ class Bot(TimestampMixin, Base):
     answer_threshold: orm.Mapped[float] = orm.mapped_column(default=DEFAULT_ANSWER_THRESHOLD)
     suggest_threshold: orm.Mapped[float] = orm.mapped_column(default=DEFAULT_SUGGEST_THRESHOLD)
     fallback_text: orm.Mapped[str] = orm.mapped_column(sa.String(BOT_TEXT_MAX_LENGTH), default="")
+    handoff_words: orm.Mapped[list[str]] = orm.mapped_column(
+        sa.JSON, default=lambda: list(DEFAULT_HANDOFF_WORDS)
+    )
     # Bumped by every change to the bot's FAQ: answer indexes rebuild when it moves.
     knowledge_version: orm.Mapped[int] = orm.mapped_column(default=0)
     # The web widget: its key, the sites allowed to embed it, and its branding.

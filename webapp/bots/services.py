@@ -17,7 +17,14 @@ import sqlalchemy as sa
 from flask_babel import gettext as _
 
 from webapp.billing.services import plan_of
-from webapp.bots.models import MAX_ALLOWED_ORIGINS, ApiKey, Bot, new_publishable_key
+from webapp.bots.models import (
+    HANDOFF_WORD_MAX_LENGTH,
+    MAX_ALLOWED_ORIGINS,
+    MAX_HANDOFF_WORDS,
+    ApiKey,
+    Bot,
+    new_publishable_key,
+)
 from webapp.core.security import token_digest
 from webapp.db import UTCDateTime, utcnow
 from webapp.errors import AppError, Forbidden, NotFound, Unauthorized
@@ -115,10 +122,9 @@ def update_bot(actor: OrganizationMember, bot_id: int, **changes: object) -> Bot
     for flag in ("is_enabled", "show_powered_by"):
         if isinstance(value := changes.get(flag), bool):
             setattr(bot, flag, value)
-    if isinstance(threshold := changes.get("answer_threshold"), float | int):
-        if not 0 <= threshold <= 1:
-            raise AppError(_("The threshold is from 0 to 1."), error="validation_error", status=422)
-        bot.answer_threshold = float(threshold)
+    _set_thresholds(bot, changes.get("answer_threshold"), changes.get("suggest_threshold"))
+    if isinstance(words := changes.get("handoff_words"), list):
+        bot.handoff_words = normalized_handoff_words(words)
     if isinstance(color := changes.get("widget_color"), str):
         bot.widget_color = color.lower()
     if isinstance(logo := changes.get("widget_logo_url"), str):
@@ -126,6 +132,55 @@ def update_bot(actor: OrganizationMember, bot_id: int, **changes: object) -> Bot
     if isinstance(origins := changes.get("allowed_origins"), list):
         bot.allowed_origins = normalized_origins(origins)
     return bot
+
+
+def _threshold(value: object, field: str) -> float | None:
+    if not isinstance(value, float | int) or isinstance(value, bool):
+        return None
+    if not 0 <= value <= 1:
+        message = _("The threshold is from 0 to 1.")
+        raise AppError(message, error="validation_error", status=422, errors={field: [message]})
+    return float(value)
+
+
+def _set_thresholds(bot: Bot, answer_value: object, suggest_value: object) -> None:
+    """0 <= suggest <= answer <= 1. An answer threshold set alone below the suggest threshold
+    takes the suggest threshold down with it (so the unsure band is empty, not inverted)."""
+    answer = _threshold(answer_value, "answer_threshold")
+    suggest = _threshold(suggest_value, "suggest_threshold")
+    new_answer = bot.answer_threshold if answer is None else answer
+    if suggest is not None and suggest > new_answer:
+        message = _("The suggest threshold must not be above the answer threshold.")
+        raise AppError(
+            message, error="validation_error", status=422, errors={"suggest_threshold": [message]}
+        )
+    bot.answer_threshold = new_answer
+    bot.suggest_threshold = min(bot.suggest_threshold if suggest is None else suggest, new_answer)
+
+
+def normalized_handoff_words(words: list[object]) -> list[str]:
+    """Trimmed, without blanks or repeats; at most MAX_HANDOFF_WORDS of at most
+    HANDOFF_WORD_MAX_LENGTH characters each (an empty list: no handoff words)."""
+    kept: list[str] = []
+    for raw in words:
+        word = str(raw).strip()
+        if len(word) > HANDOFF_WORD_MAX_LENGTH:
+            message = _(
+                "A handoff word has at most %(n)d characters: %(word)s",
+                n=HANDOFF_WORD_MAX_LENGTH,
+                word=word,
+            )
+            raise AppError(
+                message, error="validation_error", status=422, errors={"handoff_words": [message]}
+            )
+        if word and word not in kept:
+            kept.append(word)
+    if len(kept) > MAX_HANDOFF_WORDS:
+        message = _("At most %(n)d handoff words.", n=MAX_HANDOFF_WORDS)
+        raise AppError(
+            message, error="validation_error", status=422, errors={"handoff_words": [message]}
+        )
+    return kept
 
 
 def _logo_url(url: str) -> str:

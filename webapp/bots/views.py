@@ -87,13 +87,16 @@ def _render_detail(
 ) -> str:
     if origins_form is None:
         origins_form = AllowedOriginsForm(formdata=None, origins="\n".join(bot.allowed_origins))
+    if answering is None:
+        answering = AnsweringForm(formdata=None, obj=bot)
+        answering.fill_handoff_words(bot.handoff_words)
     return render_template(
         "bots/detail.html",
         membership=membership,
         bot=bot,
         form=form,
         origins_form=origins_form,
-        answering_form=answering or AnsweringForm(formdata=None, obj=bot),
+        answering_form=answering,
         branding_form=branding or BrandingForm(formdata=None, obj=bot),
         can_brand=plan_of(membership.organization_id).has_feature("branding"),
         api_keys=db.session.scalars(services.api_keys_of(membership.organization_id, bot.id)).all(),
@@ -181,12 +184,20 @@ def update_answering(bot_id: int) -> Response | str:
     form = AnsweringForm()
     if not form.validate_on_submit():
         return _render_detail(membership, bot, BotForm(formdata=None, obj=bot), answering=form)
-    services.update_bot(
-        membership,
-        bot_id,
-        answer_threshold=form.answer_threshold.data,
-        fallback_text=form.fallback_text.data or "",
-    )
+    try:
+        services.update_bot(
+            membership,
+            bot_id,
+            answer_threshold=form.answer_threshold.data,
+            suggest_threshold=form.suggest_threshold.data,
+            fallback_text=form.fallback_text.data or "",
+            handoff_words=form.handoff_word_list,
+        )
+    except AppError as exc:  # suggest above answer, a handoff word too long or too many
+        db.session.rollback()
+        for field, messages in (exc.errors or {}).items():
+            form[field].errors = list(messages)
+        return _render_detail(membership, bot, BotForm(formdata=None, obj=bot), answering=form)
     db.session.commit()
     flash(_("Answering settings saved."), "success")
     return redirect(url_for("bots.detail", bot_id=bot_id))

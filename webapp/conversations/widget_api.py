@@ -179,6 +179,11 @@ class Messages(MethodView):
     @blp.alt_response(404, schema=ErrorSchema, description="`conversation_not_found`")
     @blp.alt_response(409, schema=ErrorSchema, description="`conversation_closed`: start anew")
     @blp.alt_response(
+        422,
+        schema=ErrorSchema,
+        description="`not_offered`: `entry_id` is not among the suggestions last offered",
+    )
+    @blp.alt_response(
         429,
         schema=ErrorSchema,
         description="`rate_limited`, or `quota_exceeded` (nothing stored or answered)",
@@ -189,8 +194,9 @@ class Messages(MethodView):
     ) -> tuple[dict[str, Any], int, dict[str, str]]:
         """Post the visitor's message and get the bot's answer
 
-        Text as JSON; an image or voice clip as multipart/form-data (fields `kind`,
-        `file`) on plans that have them. Counted against the monthly quota first.
+        Text as JSON, or `{"entry_id": N}` to pick one of the `suggestions` an unsure bot
+        offered last; an image or voice clip as multipart/form-data (fields `kind`, `file`)
+        on plans that have them. Counted against the monthly quota first.
         """
         bot = widget_bot()
         conversation = _visitor_conversation(bot, conversation_id)
@@ -200,6 +206,7 @@ class Messages(MethodView):
             conversation.id,
             kind=data["kind"],
             text=data["text"],
+            entry_id=data["entry_id"],
             upload=data["upload"],
             idempotency_key=data["idempotency_key"],
         )
