@@ -37,6 +37,7 @@ def create_app(app_env: str | None = None, **overrides: Any) -> Flask:
     config_class.validate(app.config)
 
     register_proxy_fix(app)
+    register_converters(app)
     register_extensions(app)
     register_blueprints(app)
     register_error_handlers(app)
@@ -50,6 +51,12 @@ def register_proxy_fix(app: Flask) -> None:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops
         )
+
+
+def register_converters(app: Flask) -> None:
+    from webapp.core.routing import register_converters as register
+
+    register(app)
 
 
 def register_extensions(app: Flask) -> None:
