@@ -30,6 +30,7 @@ from webapp.bots.auth import (
 )
 from webapp.conversations import services
 from webapp.conversations.models import (
+    ATTACHMENT_FILENAME_MAX_LENGTH,
     MAX_ATTACHMENT_BYTES,
     Channel,
     Conversation,
@@ -126,6 +127,11 @@ def read_message_request(header_key: str | None) -> dict[str, Any]:
                 )
             if file.mimetype not in UPLOAD_TYPES[kind]:
                 raise ma.ValidationError({"file": [_("This type of file is not accepted.")]})
+            if len(file.filename or "") > ATTACHMENT_FILENAME_MAX_LENGTH:
+                message = _(
+                    "A file name has at most %(n)d characters.", n=ATTACHMENT_FILENAME_MAX_LENGTH
+                )
+                raise ma.ValidationError({"file": [message]})
             data["upload"] = services.Upload(file.mimetype, file.filename or "", content)
         elif request.mimetype == "application/json":
             data = MessageCreateSchema().load(request.get_json(silent=True) or {})

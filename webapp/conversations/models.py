@@ -13,6 +13,7 @@ from webapp.db import Base, TimestampMixin, UTCDateTime, utcnow
 EXTERNAL_USER_ID_MAX_LENGTH = 128
 MESSAGE_TEXT_MAX_LENGTH = 2000
 MAX_ATTACHMENT_BYTES = 5 * 1024 * 1024
+ATTACHMENT_FILENAME_MAX_LENGTH = 255
 
 
 class ConversationStatus(enum.StrEnum):
@@ -141,7 +142,9 @@ class Attachment(Base):
         sa.ForeignKey("organizations.id", ondelete="CASCADE"), index=True
     )
     content_type: orm.Mapped[str] = orm.mapped_column(sa.String(100))
-    filename: orm.Mapped[str] = orm.mapped_column(sa.String(255), default="")
+    filename: orm.Mapped[str] = orm.mapped_column(
+        sa.String(ATTACHMENT_FILENAME_MAX_LENGTH), default=""
+    )
     size: orm.Mapped[int]
     data: orm.Mapped[bytes] = orm.mapped_column(sa.LargeBinary, deferred=True)
 

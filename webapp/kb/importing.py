@@ -32,9 +32,11 @@ from typing import Any
 import openpyxl
 import sqlalchemy as sa
 from flask_babel import gettext as _
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
 from webapp.bots.models import Bot
 from webapp.bots.services import bot_of
+from webapp.core.validation import refused_character, refused_message
 from webapp.errors import AppError
 from webapp.extensions import db
 from webapp.kb.models import FaqEntry
@@ -263,11 +265,15 @@ def _phrasings(text: str) -> list[str]:
 
 
 def _row(number: int, cells: list[str], columns: dict[str, int]) -> ImportRow:
+    errors: list[RowError] = []
+
     def cell(name: str) -> str:
         index = columns.get(name)
-        return cells[index] if index is not None and index < len(cells) else ""
-
-    errors: list[RowError] = []
+        text = cells[index] if index is not None and index < len(cells) else ""
+        character = refused_character(text)
+        if character is not None:
+            errors.append(RowError(number, name, refused_message(character)))
+        return text
 
     def checked(name: str, check: Any, *args: Any) -> Any:
         try:
@@ -433,7 +439,8 @@ def export_xlsx(bot_id: int) -> bytes:
     assert sheet is not None
     sheet.title = "FAQ"
     for cells in export_rows(bot_id):
-        sheet.append(cells)
+        # Entries stored before control characters were refused may hold ones XLSX cannot.
+        sheet.append([ILLEGAL_CHARACTERS_RE.sub("", cell) for cell in cells])
     for row in sheet.iter_rows():
         for cell in row:
             cell.data_type = "s"  # text, even when it starts with "=" (not a formula)
