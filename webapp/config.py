@@ -101,6 +101,9 @@ class Config:
 
     # Requests: nothing legitimate sends more than this to the portal or API.
     MAX_CONTENT_LENGTH = 1024 * 1024
+    # FAQ imports: seconds of reading a file before it is refused (422 import_too_slow);
+    # a 10,000-row XLSX reads in about 2 s.
+    IMPORT_READ_SECONDS = 20.0
 
     # Cookies
     SESSION_COOKIE_HTTPONLY = True

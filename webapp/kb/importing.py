@@ -27,10 +27,12 @@ import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
+from time import monotonic
 from typing import Any
 
 import openpyxl
 import sqlalchemy as sa
+from flask import current_app
 from flask_babel import gettext as _
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
@@ -52,6 +54,9 @@ from webapp.orgs.models import OrganizationMember
 
 MAX_IMPORT_BYTES = 10 * 1024 * 1024
 MAX_IMPORT_ROWS = 10_000
+# Rows read, blank ones included: a sheet with rows 1, 2 and 1,000,000,000 has a billion
+# (openpyxl yields a blank row for each missing one), and so does its declared dimension.
+MAX_SHEET_ROWS = 2 * MAX_IMPORT_ROWS
 # An XLSX is a zip archive: refuse one that unpacks to far more than any FAQ needs.
 MAX_UNPACKED_BYTES = 100 * 1024 * 1024
 MAX_COLUMNS = 50
@@ -160,6 +165,18 @@ def unreadable(message: str) -> AppError:
     return AppError(message, error="unreadable_file", status=422, errors={"file": [message]})
 
 
+def too_many_rows() -> AppError:
+    return AppError(
+        _(
+            "At most %(n)d rows per file (and %(m)d counting blank ones); split it.",
+            n=MAX_IMPORT_ROWS,
+            m=MAX_SHEET_ROWS,
+        ),
+        error="too_many_rows",
+        status=422,
+    )
+
+
 # --- reading ------------------------------------------------------------------
 
 
@@ -213,7 +230,11 @@ def _xlsx_rows(content: bytes) -> Iterator[list[str]]:
         raise unreadable(_("The workbook is too large once unpacked."))
     try:
         workbook = openpyxl.load_workbook(io.BytesIO(content), read_only=True, data_only=True)
-        rows = workbook.worksheets[0].iter_rows(max_col=MAX_COLUMNS, values_only=True)
+        sheet = workbook.worksheets[0]
+        if (sheet.max_row or 0) > MAX_SHEET_ROWS:  # the sheet's declared dimension
+            raise too_many_rows()
+        # Past the limit, openpyxl stops instead of filling every missing row up to the last.
+        rows = sheet.iter_rows(max_row=MAX_SHEET_ROWS + 1, max_col=MAX_COLUMNS, values_only=True)
         for values in rows:
             yield [_cell_text(value) for value in values]
     except AppError:
@@ -223,11 +244,23 @@ def _xlsx_rows(content: bytes) -> Iterator[list[str]]:
 
 
 def _table(content: bytes) -> Iterator[tuple[int, list[str]]]:
-    """(row number, cells) of every non-blank row, the header first."""
+    """(row number, cells) of every non-blank row, the header first.
+
+    Bounded by rows read (blank ones included) and by time, whatever the file declares.
+    """
     if content.startswith(XLS_MAGIC):
         raise unreadable(_("Old .xls workbooks are not supported; save it as XLSX or CSV."))
+    deadline = monotonic() + current_app.config["IMPORT_READ_SECONDS"]
     rows = _xlsx_rows(content) if content.startswith(XLSX_MAGIC) else _csv_rows(content)
     for number, cells in enumerate(rows, start=1):
+        if number > MAX_SHEET_ROWS:
+            raise too_many_rows()
+        if monotonic() > deadline:
+            raise AppError(
+                _("Reading the file takes too long; split it into smaller files."),
+                error="import_too_slow",
+                status=422,
+            )
         cells = [cell.strip() for cell in cells]
         if any(cells):
             yield number, cells
@@ -311,11 +344,7 @@ def read_rows(content: bytes) -> list[ImportRow]:
     first_row_of: dict[str, int] = {}
     for number, cells in table:
         if len(rows) == MAX_IMPORT_ROWS:
-            raise AppError(
-                _("At most %(n)d rows per file; split it.", n=MAX_IMPORT_ROWS),
-                error="too_many_rows",
-                status=422,
-            )
+            raise too_many_rows()
         row = _row(number, cells, columns)
         if row.question in first_row_of:
             message = _("The same question is on row %(row)d.", row=first_row_of[row.question])
