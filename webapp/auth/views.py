@@ -11,7 +11,12 @@ from werkzeug.wrappers import Response
 from webapp.auth import services
 from webapp.auth.forms import ForgotPasswordForm, LoginForm, ResetPasswordForm, SignupForm
 from webapp.auth.models import User
-from webapp.auth.throttle import login_throttled, password_reset_throttled, throttled_per_ip
+from webapp.auth.throttle import (
+    TooManyLogins,
+    login_attempt,
+    password_reset_throttled,
+    throttled_per_ip,
+)
 from webapp.core.security import safe_next_url
 from webapp.errors import AppError
 from webapp.extensions import db, login_manager
@@ -62,14 +67,17 @@ def signup() -> Response | str:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@login_throttled
 def login() -> Response | tuple[str, int] | str:
     if current_user.is_authenticated:
         return _redirect_after_login()
     form = LoginForm()
     if form.validate_on_submit():
+        email = form.email.data or ""
         try:
-            user = services.authenticate(form.email.data or "", form.password.data or "")
+            with login_attempt(email):
+                user = services.authenticate(email, form.password.data or "")
+        except TooManyLogins:
+            raise  # the 429 page
         except AppError as exc:
             flash(exc.message, "danger")
             return render_template("auth/login.html", form=form), exc.status
