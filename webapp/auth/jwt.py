@@ -9,12 +9,11 @@ from flask import Response
 from flask_jwt_extended import JWTManager
 from flask_jwt_extended.exceptions import JWTDecodeError
 
-from webapp.auth.models import User
+from webapp.auth.models import MAX_USER_ID, User
 from webapp.auth.services import is_api_session_revoked
 from webapp.errors import json_error
 from webapp.extensions import db
 
-MAX_USER_ID = 2**31 - 1  # users.id is a PostgreSQL integer
 USER_ID = re.compile(r"[0-9]{1,10}")
 ID_CLAIM = re.compile(r"[0-9A-Za-z-]{1,36}")  # sid and jti: the uuid4 strings we issue
 
