@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import date, datetime
 
 import sqlalchemy as sa
 from sqlalchemy import orm
@@ -149,3 +149,15 @@ class Attachment(Base):
     data: orm.Mapped[bytes] = orm.mapped_column(sa.LargeBinary, deferred=True)
 
     message: orm.Mapped[Message] = orm.relationship(back_populates="attachment")
+
+
+class WidgetDailyCount(Base):
+    """Widget messages a bot took on a day (Asia/Shanghai): what its daily cap is checked on."""
+
+    __tablename__ = "widget_daily_counts"
+
+    bot_id: orm.Mapped[int] = orm.mapped_column(
+        sa.ForeignKey("bots.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: orm.Mapped[date] = orm.mapped_column(primary_key=True)
+    used: orm.Mapped[int]
