@@ -9,12 +9,13 @@ and portal views either flash its message or show the HTML error page.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import flask_smorest
 import marshmallow as ma
 import sqlalchemy as sa
-from flask import Flask, Response, current_app, jsonify, render_template, request
+from flask import Flask, Response, jsonify, render_template, request
 from flask_babel import lazy_gettext as _l
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.http import HTTP_STATUS_CODES
@@ -98,8 +99,18 @@ def error_payload(
         "message": message or HTTP_STATUS_CODES.get(status, "Error"),
     }
     if errors:
-        payload["errors"] = errors
+        payload["errors"] = _string_keys(errors)
     return payload
+
+
+def _string_keys(errors: Mapping[Any, Any]) -> dict[str, Any]:
+    """Field errors keyed by strings, as JSON (sorted) needs: list positions come as ints,
+    and a multipart part without a name as None."""
+    keyed: dict[str, Any] = {}
+    for key, value in errors.items():
+        nested = isinstance(value, Mapping)
+        keyed["" if key is None else str(key)] = _string_keys(value) if nested else value
+    return keyed
 
 
 def json_error(
@@ -190,27 +201,7 @@ def handle_database_error(error: sa.exc.DBAPIError) -> Any:
     return render_error_page(503)
 
 
-def end_transaction(response: Response) -> Response:
-    """End the request's transaction before the response leaves (rather than in teardown).
-
-    A connection the database dropped after the view's last query is found when the
-    transaction ends; in teardown that failure escaped every handler and the server
-    answered its own 500. Here it is the designed 503 (nothing was committed, so the
-    client may retry), and the pool is already invalidated.
-    """
-    from webapp.extensions import db
-
-    try:
-        db.session.close()
-    except sa.exc.DBAPIError as error:
-        if not error.connection_invalidated:
-            raise
-        return current_app.make_response(handle_database_error(error))
-    return response
-
-
 def register_error_handlers(app: Flask) -> None:
-    app.after_request(end_transaction)
     app.register_error_handler(AppError, handle_app_error)
     app.register_error_handler(sa.exc.DBAPIError, handle_database_error)
     app.register_error_handler(Exception, handle_unexpected_error)
