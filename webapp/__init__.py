@@ -63,6 +63,7 @@ def register_extensions(app: Flask) -> None:
     from webapp import models  # noqa: F401  (every model known to SQLAlchemy/Alembic)
     from webapp.auth.jwt import register_jwt_handlers
     from webapp.auth.views import register_login_manager
+    from webapp.core.headers import register_security_headers
     from webapp.core.i18n import register_i18n
     from webapp.core.jobs import register_jobs
     from webapp.extensions import api, bootstrap, cors, csrf, db, jwt, limiter, mail, migrate
@@ -89,6 +90,7 @@ def register_extensions(app: Flask) -> None:
         max_age=600,
     )
     api.init_app(app)
+    register_security_headers(app)
     register_i18n(app)
     register_jobs(app)
     register_login_manager(app)

@@ -56,6 +56,7 @@ from webapp.conversations.schemas import (
     MessageSchema,
     UploadFormSchema,
 )
+from webapp.core.headers import user_upload
 from webapp.core.pagination import paginate
 from webapp.core.uploads import allow_uploads
 from webapp.errors import AppError, ErrorSchema, NotFound
@@ -358,7 +359,7 @@ class ReturnToBot(MethodView):
     parameters=[ORGANIZATION_PARAMETER],
 )
 class AttachmentFile(MethodView):
-    decorators = PEOPLE_DECORATORS
+    decorators = [*PEOPLE_DECORATORS, user_upload]  # the last one applied: the view's own CSP
 
     @blp.response(200, description="The file as uploaded")
     @blp.doc(**PEOPLE_ONLY)
