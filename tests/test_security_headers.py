@@ -11,12 +11,12 @@ from typing import Any
 
 from flask import Flask
 
-from tests.conversations import messages_path, start
+from tests.conversations import pro_conversation
 from tests.portal import conftest as portal_fixtures
 from tests.portal.conftest import Portal
 from tests.test_operations import POSTGRES, STRONG_SECRET
 from tests.usage import conftest as usage_fixtures
-from tests.usage.conftest import Tenant, key_headers
+from tests.usage.conftest import Tenant
 from webapp import create_app
 
 portal = portal_fixtures.portal  # the fixtures, for this module's tests
@@ -84,21 +84,19 @@ def test_api_answers_and_the_widget_script_are_not_sniffed(client: Any) -> None:
 
 
 def test_uploaded_files_are_served_sandboxed(app: Flask, tenant: Tenant) -> None:
-    tenant.set_plan("pro")
-    bot_id = tenant.add_bot()
-    key = tenant.add_api_key(bot_id)
-    client = app.test_client()
-    conversation = start(client, key_headers(key))
+    client, headers, path = pro_conversation(app, tenant)
     html_as_png = b"<html><script>alert(1)</script></html>"
     upload = {"kind": "image", "file": (io.BytesIO(html_as_png), "x.png", "image/png")}
-    sent = client.post(messages_path(conversation["id"]), data=upload, headers=key_headers(key))
+    sent = client.post(path, data=upload, headers=headers)
     assert sent.status_code == 201, sent.get_json()
-    message_id = sent.get_json()["message"]["id"]
+    message = sent.get_json()["message"]
 
-    api_file = tenant.api.get(f"{messages_path(conversation['id'])}/{message_id}/attachment")
+    api_file = tenant.api.get(f"{path}/{message['id']}/attachment")
     portal = Portal(app.test_client())
     portal.login(tenant.owner.email)
-    portal_file = portal.get(f"/inbox/{conversation['id']}/messages/{message_id}/attachment")
+    conversation_id = path.split("/")[-2]
+    inbox = f"/inbox/{conversation_id}/messages/{message['id']}/attachment"
+    portal_file = portal.get(inbox)
     for response in (api_file, portal_file):
         assert response.status_code == 200
         assert response.data == html_as_png

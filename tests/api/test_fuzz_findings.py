@@ -19,10 +19,10 @@ from flask import Flask
 
 from tests.api import assert_error
 from tests.conftest import ApiClient
-from tests.conversations import WIDGET, embed, messages_path, start, widget_headers
+from tests.conversations import WIDGET, embed, pro_conversation, widget_headers
 from tests.kb import faq_path
 from tests.portal.conftest import Portal
-from tests.usage.conftest import Tenant, key_headers
+from tests.usage.conftest import Tenant
 from webapp.core.validation import MAX_JSON_DEPTH, json_too_deep
 from webapp.extensions import db
 from webapp.kb.models import FaqEntry
@@ -169,18 +169,13 @@ def test_xlsx_export_of_entries_stored_with_control_characters(
 
 
 def test_attachment_names_that_do_not_fit_are_refused(app: Flask, tenant: Tenant) -> None:
-    tenant.set_plan("pro")
-    bot_id = tenant.add_bot()
-    key = tenant.add_api_key(bot_id)
-    client = app.test_client()
-    conversation = start(client, key_headers(key))
-    path = messages_path(conversation["id"])
+    client, headers, path = pro_conversation(app, tenant)
     for name in ("图" * 256 + ".png", "photo\x00.png", "a\x1b.png"):
         upload = {"kind": "image", "file": (io.BytesIO(b"\x89PNG fake"), name, "image/png")}
-        response = client.post(path, data=upload, headers=key_headers(key))
+        response = client.post(path, data=upload, headers=headers)
         assert_error(response, 422, "validation_error")
     upload = {"kind": "image", "file": (io.BytesIO(b"\x89PNG"), "图" * 251 + ".png", "image/png")}
-    assert client.post(path, data=upload, headers=key_headers(key)).status_code == 201
+    assert client.post(path, data=upload, headers=headers).status_code == 201
 
 
 def test_widget_start_refuses_deep_json_and_control_characters(app: Flask, tenant: Tenant) -> None:

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from uuid import uuid4
@@ -17,7 +15,7 @@ from redis import Redis
 from rq.cron import CronScheduler
 from rq.scheduler import RQScheduler
 
-from tests.billing.test_jobs_and_cli import ROOT, worker_env
+from tests.billing.test_jobs_and_cli import start_worker
 
 
 def children_of(pid: int) -> dict[int, str]:
@@ -49,13 +47,7 @@ def test_the_scheduler_children_die_with_a_killed_worker(app: Flask) -> None:
     connection = Redis.from_url(app.config["REDIS_URL"])
     queue_name = f"test-{uuid4().hex}"
     lock_key = RQScheduler.get_locking_key(queue_name)
-    process = subprocess.Popen(
-        [sys.executable, "worker.py", queue_name],
-        cwd=ROOT,
-        env=worker_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    process = start_worker(queue_name)
     children: dict[int, str] = {}
     try:
         deadline = time.monotonic() + 60
