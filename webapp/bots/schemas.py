@@ -96,7 +96,11 @@ class BotSchema(Schema):
     )
     widget_daily_limit = fields.Function(
         lambda bot: widget_daily_limit(bot),
-        metadata={"description": "The cap in force today; null: none", "type": "integer"},
+        metadata={
+            "description": "The cap in force today; null: none",
+            "type": "integer",
+            "nullable": True,
+        },
     )
     knowledge_version = fields.Integer()
     created_at = fields.AwareDateTime()
