@@ -37,6 +37,8 @@ BOT_FIELDS = {
     "widget_color",
     "widget_logo_url",
     "show_powered_by",
+    "widget_daily_cap",
+    "widget_daily_limit",
 }
 
 

@@ -6,18 +6,27 @@ from wtforms import (
     BooleanField,
     ColorField,
     FloatField,
+    IntegerField,
     SelectField,
     StringField,
     TextAreaField,
     URLField,
 )
-from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Regexp
+from wtforms.validators import (
+    DataRequired,
+    InputRequired,
+    Length,
+    NumberRange,
+    Optional,
+    Regexp,
+)
 
 from webapp.bots.models import (
     API_KEY_NAME_MAX_LENGTH,
     BOT_NAME_MAX_LENGTH,
     BOT_TEXT_MAX_LENGTH,
     LOGO_URL_MAX_LENGTH,
+    MAX_WIDGET_DAILY_CAP,
     WIDGET_TITLE_MAX_LENGTH,
 )
 
@@ -47,6 +56,20 @@ class AllowedOriginsForm(FlaskForm):
     @property
     def origin_list(self) -> list[object]:
         return [line for line in (self.origins.data or "").splitlines() if line.strip()]
+
+
+class WidgetCapForm(FlaskForm):
+    widget_daily_cap = IntegerField(
+        _l("Widget messages per day"),
+        validators=[Optional(), NumberRange(min=1, max=MAX_WIDGET_DAILY_CAP)],
+        render_kw={"min": "1", "inputmode": "numeric"},
+        description=_l(
+            "At most this many visitor messages a day (China time) through the widget, so "
+            "that nobody can use up your monthly quota through it; every message still counts "
+            "against the quota. Empty: a fifth of your plan's monthly messages (no cap on plans "
+            "without a limit)."
+        ),
+    )
 
 
 def _threshold_field(label: str, description: str) -> FloatField:

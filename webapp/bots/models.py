@@ -22,6 +22,10 @@ MAX_ALLOWED_ORIGINS = 20
 DEFAULT_HANDOFF_WORDS = ("人工", "转人工", "找客服")
 MAX_HANDOFF_WORDS = 20
 HANDOFF_WORD_MAX_LENGTH = 10
+# Widget messages per bot per day (Asia/Shanghai) unless the owner sets a cap: this share of
+# the plan's monthly quota (none on plans without a quota).
+DEFAULT_WIDGET_CAP_SHARE = 0.2
+MAX_WIDGET_DAILY_CAP = 10_000_000
 
 
 def new_publishable_key() -> str:
@@ -62,6 +66,8 @@ class Bot(TimestampMixin, Base):
     widget_color: orm.Mapped[str] = orm.mapped_column(sa.String(7), default=DEFAULT_WIDGET_COLOR)
     widget_logo_url: orm.Mapped[str] = orm.mapped_column(sa.String(LOGO_URL_MAX_LENGTH), default="")
     show_powered_by: orm.Mapped[bool] = orm.mapped_column(default=True)
+    # Widget messages a day; None: the default (DEFAULT_WIDGET_CAP_SHARE of the plan's quota).
+    widget_daily_cap: orm.Mapped[int | None]
 
 
 class ApiKey(Base):

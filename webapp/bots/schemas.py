@@ -8,8 +8,10 @@ from webapp.bots.models import (
     LOGO_URL_MAX_LENGTH,
     MAX_ALLOWED_ORIGINS,
     MAX_HANDOFF_WORDS,
+    MAX_WIDGET_DAILY_CAP,
     WIDGET_TITLE_MAX_LENGTH,
 )
+from webapp.bots.services import widget_daily_limit
 from webapp.core.validation import Text
 
 MAX_ID = 2**31 - 1  # the id columns are 32-bit integers
@@ -82,6 +84,16 @@ class BotUpdateSchema(Schema):
     show_powered_by = fields.Boolean(
         metadata={"description": "Branding: false removes the powered-by line"}
     )
+    widget_daily_cap = fields.Integer(
+        allow_none=True,
+        strict=True,
+        validate=validate.Range(min=1, max=MAX_WIDGET_DAILY_CAP),
+        metadata={
+            "description": "Widget messages a day (Asia/Shanghai), beyond which visitors get "
+            "429 `widget_daily_cap_reached`; null: 20% of the plan's monthly quota (none on "
+            "plans without a quota)"
+        },
+    )
 
 
 class BotSchema(Schema):
@@ -102,6 +114,17 @@ class BotSchema(Schema):
     widget_color = fields.String()
     widget_logo_url = fields.String()
     show_powered_by = fields.Boolean()
+    widget_daily_cap = fields.Integer(
+        allow_none=True, metadata={"description": "The cap the owner set; null: the default"}
+    )
+    widget_daily_limit = fields.Function(
+        lambda bot: widget_daily_limit(bot),
+        metadata={
+            "description": "The cap in force today; null: none",
+            "type": "integer",
+            "nullable": True,
+        },
+    )
     knowledge_version = fields.Integer()
     created_at = fields.AwareDateTime()
     updated_at = fields.AwareDateTime()

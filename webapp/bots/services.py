@@ -8,6 +8,7 @@ lower limit keeps existing bots but refuses new ones.
 from __future__ import annotations
 
 import hmac
+import math
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,9 +19,11 @@ from flask_babel import gettext as _
 
 from webapp.billing.services import plan_of
 from webapp.bots.models import (
+    DEFAULT_WIDGET_CAP_SHARE,
     HANDOFF_WORD_MAX_LENGTH,
     MAX_ALLOWED_ORIGINS,
     MAX_HANDOFF_WORDS,
+    MAX_WIDGET_DAILY_CAP,
     ApiKey,
     Bot,
     new_publishable_key,
@@ -131,6 +134,8 @@ def update_bot(actor: OrganizationMember, bot_id: int, **changes: object) -> Bot
         bot.widget_logo_url = _logo_url(logo)
     if isinstance(origins := changes.get("allowed_origins"), list):
         bot.allowed_origins = normalized_origins(origins)
+    if "widget_daily_cap" in changes:
+        bot.widget_daily_cap = _widget_daily_cap(changes["widget_daily_cap"])
     return bot
 
 
@@ -181,6 +186,27 @@ def normalized_handoff_words(words: list[object]) -> list[str]:
             message, error="validation_error", status=422, errors={"handoff_words": [message]}
         )
     return kept
+
+
+def _widget_daily_cap(value: object) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or not 1 <= value <= MAX_WIDGET_DAILY_CAP:
+        raise AppError(
+            _("The daily cap is a number from 1 to %(n)d.", n=MAX_WIDGET_DAILY_CAP),
+            error="validation_error",
+            status=422,
+        )
+    return value
+
+
+def widget_daily_limit(bot: Bot) -> int | None:
+    """Widget messages the bot takes a day: the owner's cap, else the default share of the
+    plan's monthly quota; None (no cap) on plans without a quota."""
+    if bot.widget_daily_cap is not None:
+        return bot.widget_daily_cap
+    quota = plan_of(bot.organization_id).monthly_message_quota
+    return None if quota is None else max(math.ceil(quota * DEFAULT_WIDGET_CAP_SHARE), 1)
 
 
 def _logo_url(url: str) -> str:

@@ -36,6 +36,7 @@ from webapp.api import (
 from webapp.billing.periods import day_bounds
 from webapp.conversations import services
 from webapp.conversations.models import (
+    ATTACHMENT_FILENAME_MAX_LENGTH,
     MAX_ATTACHMENT_BYTES,
     Channel,
     Conversation,
@@ -55,6 +56,7 @@ from webapp.conversations.schemas import (
     MessageSchema,
     UploadFormSchema,
 )
+from webapp.core.headers import user_upload
 from webapp.core.pagination import paginate
 from webapp.core.uploads import allow_uploads
 from webapp.errors import AppError, ErrorSchema, NotFound
@@ -131,6 +133,11 @@ def read_message_request(header_key: str | None) -> dict[str, Any]:
                 )
             if file.mimetype not in UPLOAD_TYPES[kind]:
                 raise ma.ValidationError({"file": [_("This type of file is not accepted.")]})
+            if len(file.filename or "") > ATTACHMENT_FILENAME_MAX_LENGTH:
+                message = _(
+                    "A file name has at most %(n)d characters.", n=ATTACHMENT_FILENAME_MAX_LENGTH
+                )
+                raise ma.ValidationError({"file": [message]})
             data["upload"] = services.Upload(file.mimetype, file.filename or "", content)
             data["entry_id"] = None
         elif request.mimetype == "application/json":
@@ -363,7 +370,7 @@ class ReturnToBot(MethodView):
     parameters=[ORGANIZATION_PARAMETER],
 )
 class AttachmentFile(MethodView):
-    decorators = PEOPLE_DECORATORS
+    decorators = [*PEOPLE_DECORATORS, user_upload]  # the last one applied: the view's own CSP
 
     @blp.response(200, description="The file as uploaded")
     @blp.doc(**PEOPLE_ONLY)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -14,6 +14,7 @@ from webapp.db import Base, TimestampMixin, UTCDateTime, utcnow
 EXTERNAL_USER_ID_MAX_LENGTH = 128
 MESSAGE_TEXT_MAX_LENGTH = 2000
 MAX_ATTACHMENT_BYTES = 5 * 1024 * 1024
+ATTACHMENT_FILENAME_MAX_LENGTH = 255
 
 
 class ConversationStatus(enum.StrEnum):
@@ -157,8 +158,22 @@ class Attachment(Base):
         sa.ForeignKey("organizations.id", ondelete="CASCADE"), index=True
     )
     content_type: orm.Mapped[str] = orm.mapped_column(sa.String(100))
-    filename: orm.Mapped[str] = orm.mapped_column(sa.String(255), default="")
+    filename: orm.Mapped[str] = orm.mapped_column(
+        sa.String(ATTACHMENT_FILENAME_MAX_LENGTH), default=""
+    )
     size: orm.Mapped[int]
     data: orm.Mapped[bytes] = orm.mapped_column(sa.LargeBinary, deferred=True)
 
     message: orm.Mapped[Message] = orm.relationship(back_populates="attachment")
+
+
+class WidgetDailyCount(Base):
+    """Widget messages a bot took on a day (Asia/Shanghai): what its daily cap is checked on."""
+
+    __tablename__ = "widget_daily_counts"
+
+    bot_id: orm.Mapped[int] = orm.mapped_column(
+        sa.ForeignKey("bots.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: orm.Mapped[date] = orm.mapped_column(primary_key=True)
+    used: orm.Mapped[int]

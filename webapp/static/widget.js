@@ -45,6 +45,7 @@
       notOffered: "这个选项已失效，请直接输入您的问题。",
       restarted: "上一次会话已结束，已为您开始新的会话。",
       rateLimited: "发送太频繁了，请稍后再试。",
+      dailyCap: "今天的在线咨询已达上限，请明天再来，或通过店铺的其他方式联系我们。",
       unavailable: "客服暂时无法回复，请稍后再试。",
       error: "网络异常，消息未发送，请稍后再试。",
       poweredBy: "由智能客服提供技术支持",
@@ -64,6 +65,7 @@
       notOffered: "That option is no longer available; please type your question.",
       restarted: "The previous conversation has ended; this is a new one.",
       rateLimited: "Too many messages; please wait a moment.",
+      dailyCap: "This chat cannot take more messages today; please come back tomorrow or contact the shop another way.",
       unavailable: "We cannot answer right now; please try again later.",
       error: "Network error: the message was not sent. Please try again.",
       poweredBy: "Powered by Smart Customer Service",
@@ -389,6 +391,8 @@
           this.notice(T.rateLimited);
         } else if (error.error === "not_offered") {
           this.notice(T.notOffered);
+        } else if (error.error === "widget_daily_cap_reached") {
+          this.notice(T.dailyCap);
         } else if (error instanceof ApiError) {
           this.notice(T.unavailable);
         } else {
