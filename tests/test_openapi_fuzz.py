@@ -7,7 +7,7 @@ documents for its status code.
 
 Generated ids are pointed at real rows most of the time (the organization, its
 two members, a pending invitation, a bot, an API key, an FAQ entry, a
-conversation and a message; the X-Organization-ID header too) so org-scoped
+conversation, a message and a question to learn; the X-Organization-ID header too) so org-scoped
 operations reach the code behind the 404; the remaining cases keep the
 generated id. Before each case the organization is put
 back as it was (owner, member, pending invitation, bot, live key), so one
@@ -48,6 +48,7 @@ from webapp.db import utcnow
 from webapp.extensions import db, limiter
 from webapp.invoices.models import InvoiceRequest
 from webapp.kb.models import FaqEntry
+from webapp.learning.models import LearningItem
 from webapp.orgs.models import Invitation, OrganizationMember, Role
 from webapp.payments.models import Payment, PaymentDisposition, Refund, RefundStatus
 from webapp.payments.refunds import new_out_refund_no
@@ -75,6 +76,7 @@ class FuzzAccount:
     message_id: int = 0
     order_id: int = 0
     invoice_id: int = 0
+    item_id: int = 0
 
     def login(self) -> dict[str, Any]:
         response = self.client.post(
@@ -167,6 +169,18 @@ class FuzzAccount:
                 self.order_id = paid_order_with_a_refund(self.organization_id)
             if db.session.get(InvoiceRequest, self.invoice_id) is None:
                 self.invoice_id = issued_invoice(self.organization_id, self.order_id)
+            item = db.session.get(LearningItem, self.item_id)
+            if item is None:
+                item = LearningItem(
+                    organization_id=self.organization_id,
+                    bot_id=self.bot_id,
+                    question_key="周末营业吗",
+                    text="周末营业吗？",
+                )
+                db.session.add(item)
+                db.session.flush()
+                self.item_id = item.id
+            item.status = "open"
             db.session.commit()
 
     def real_ids(self) -> dict[str, list[int]]:
@@ -181,6 +195,7 @@ class FuzzAccount:
             "message_id": [self.message_id],
             "order_id": [self.order_id],
             "invoice_id": [self.invoice_id],
+            "item_id": [self.item_id],
         }
 
 

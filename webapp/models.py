@@ -6,6 +6,7 @@ from webapp.bots.models import ApiKey, Bot
 from webapp.conversations.models import Attachment, Conversation, Message
 from webapp.invoices.models import InvoiceRequest
 from webapp.kb.models import FaqEntry
+from webapp.learning.models import LearningItem
 from webapp.orgs.models import Invitation, Organization, OrganizationMember
 from webapp.payments.models import Payment, PaymentEvent, ProviderOrder, Refund
 from webapp.usage.models import UsageCounter, UsageDaily, UsageRecord
@@ -19,6 +20,7 @@ __all__ = [
     "FaqEntry",
     "Invitation",
     "InvoiceRequest",
+    "LearningItem",
     "Message",
     "Order",
     "Organization",
