@@ -496,7 +496,8 @@ def bill_download_url(keys: SandboxKeys, store: Store, biz: dict[str, Any]) -> d
     return {
         "code": "10000",
         "msg": "Success",
-        "bill_download_url": current_app.config["BASE_URL"]
+        # On the server the SDK called: the merchant's server downloads it, not a browser.
+        "bill_download_url": request.url_root.rstrip("/")
         + SANDBOX_PREFIX
         + "/alipay/bill/"
         + token,

@@ -339,7 +339,8 @@ def trade_bill(call: Call) -> Response:
     return call.respond(
         200,
         {
-            "download_url": current_app.config["BASE_URL"]
+            # On the server the SDK called (the gateway), as WeChat Pay's links are.
+            "download_url": request.url_root.rstrip("/")
             + WECHAT_SANDBOX_PATH
             + "/v3/billdownload/file?token="
             + token,
