@@ -1,9 +1,14 @@
 """Metering: record usage against the monthly quota, and read it back.
 
-`record_usage` is one transaction: the record (unique per idempotency key), one
-conditional UPDATE that consumes the quota only if it fits, and the daily
-rollup. If the quota does not fit, `QuotaExceeded` is raised and the caller's
-rollback removes the record too: nothing is counted.
+`record_usage` is one transaction: one conditional UPDATE that consumes the quota
+only if it fits, the record (unique per idempotency key and scope), and the daily
+rollup. If the quota does not fit, `QuotaExceeded` is raised and nothing is
+written. `record_batch` does the same for up to 500 events at once.
+
+Lock order: every path takes the organization's month counter row first (the
+conditional upsert), then the idempotency key (the record's unique index entry),
+then the rollup rows. Two paths that took the counter and a key in opposite orders
+deadlocked when they raced on one key.
 
 `record_with_api_key` is the HTTP endpoint's path for bots: on PostgreSQL it
 authenticates the key and records in one statement (one round trip, then the
@@ -37,7 +42,7 @@ from webapp.db import UTCDateTime, utcnow
 from webapp.errors import AppError, Forbidden
 from webapp.extensions import db
 from webapp.orgs.models import Organization, OrganizationMember
-from webapp.usage.models import UsageCounter, UsageDaily, UsageKind, UsageRecord
+from webapp.usage.models import API_SCOPE, UsageCounter, UsageDaily, UsageKind, UsageRecord
 
 MAX_QUANTITY = 1000
 QUOTA_THRESHOLDS = (80, 100)  # percent; a mail each, once per period
@@ -69,9 +74,10 @@ _PLAN_TERMS = sa.text(
 )
 _INSERT_RECORD = sa.text(
     "INSERT INTO usage_records (organization_id, bot_id, api_key_id, kind, quantity, "
-    "idempotency_key, period_start, used_after, created_at) VALUES (:organization_id, "
-    ":bot_id, :api_key_id, :kind, :quantity, :idempotency_key, :period_start, 0, :created_at) "
-    "ON CONFLICT (organization_id, idempotency_key) DO NOTHING RETURNING id"
+    "idempotency_scope, idempotency_key, period_start, used_after, created_at) VALUES "
+    "(:organization_id, :bot_id, :api_key_id, :kind, :quantity, :idempotency_scope, "
+    ":idempotency_key, :period_start, :used_after, :created_at) "
+    "ON CONFLICT (organization_id, idempotency_scope, idempotency_key) DO NOTHING RETURNING id"
 ).bindparams(
     sa.bindparam("period_start", type_=UTCDateTime()),
     sa.bindparam("created_at", type_=UTCDateTime()),
@@ -93,7 +99,12 @@ _ROLL_UP = sa.text(
     "ON CONFLICT (organization_id, day, bot_id, kind) DO UPDATE "
     "SET quantity = usage_daily.quantity + excluded.quantity"
 ).bindparams(sa.bindparam("day", type_=sa.Date()))
-_SET_RESULT = sa.text("UPDATE usage_records SET used_after = :used WHERE id = :id")
+# A record found to be a replay after its quantity was consumed gives it back (the
+# counter row is still locked by this transaction: nobody saw the interim value).
+_GIVE_BACK = sa.text(
+    "UPDATE usage_counters SET used = used - :quantity "
+    "WHERE organization_id = :organization_id AND period_start = :period_start"
+).bindparams(sa.bindparam("period_start", type_=UTCDateTime()))
 
 
 @dataclass(frozen=True)
@@ -126,8 +137,10 @@ def record_usage(
     bot_id: int | None = None,
     api_key_id: int | None = None,
     idempotency_key: str | None = None,
+    idempotency_scope: str = API_SCOPE,
     now: datetime | None = None,
 ) -> UsageResult:
+    """Count `quantity` against the month's quota, once per idempotency key and scope."""
     now = now or utcnow()
     terms = plan_terms(organization_id, now)
     _require_feature(terms, kind)
@@ -141,34 +154,35 @@ def record_usage(
         raise Forbidden(_("This bot is disabled."), error="bot_disabled")
     period_start, period_end = month_start(now), next_month_start(now)
     quota = terms.quota
+    counter = {"organization_id": organization_id, "period_start": period_start}
 
+    # The counter first (see the lock order above), then the key.
+    used = db.session.scalar(_CONSUME_QUOTA, {**counter, "quantity": quantity, "quota": quota})
+    if used is None:
+        if idempotency_key is not None and (
+            replay := _replay(organization_id, idempotency_scope, idempotency_key, quota)
+        ):
+            return replay  # counted before, when it still fitted
+        raise _quota_exceeded(organization_id, quota or 0, period_start, period_end)
     record_id = db.session.scalar(
         _INSERT_RECORD,
         {
-            "organization_id": organization_id,
+            **counter,
             "bot_id": bot_id,
             "api_key_id": api_key_id,
             "kind": kind.value,
             "quantity": quantity,
+            "idempotency_scope": idempotency_scope,
             "idempotency_key": idempotency_key,
-            "period_start": period_start,
+            "used_after": used,
             "created_at": now,
         },
     )
-    if record_id is None:  # this idempotency key was recorded before (or just now, elsewhere)
-        return _replay(organization_id, idempotency_key, quota)
-
-    used = db.session.scalar(
-        _CONSUME_QUOTA,
-        {
-            "organization_id": organization_id,
-            "period_start": period_start,
-            "quantity": quantity,
-            "quota": quota,
-        },
-    )
-    if used is None:
-        raise _quota_exceeded(organization_id, quota or 0, period_start, period_end)
+    if record_id is None:  # this idempotency key was recorded before
+        db.session.execute(_GIVE_BACK, {**counter, "quantity": quantity})
+        replay = _replay(organization_id, idempotency_scope, idempotency_key, quota)
+        assert replay is not None  # the conflict was with a committed record
+        return replay
     db.session.execute(
         _ROLL_UP,
         {
@@ -179,7 +193,6 @@ def record_usage(
             "quantity": quantity,
         },
     )
-    db.session.execute(_SET_RESULT, {"used": used, "id": record_id})
     _notify_thresholds(organization_id, quota, period_start, used - quantity, used)
     return UsageResult(used, quota, period_start, period_end)
 
@@ -268,11 +281,11 @@ WITH key AS (
     RETURNING used
 ), record AS (
     INSERT INTO usage_records (organization_id, bot_id, api_key_id, kind, quantity,
-        idempotency_key, period_start, used_after, created_at)
+        idempotency_scope, idempotency_key, period_start, used_after, created_at)
     SELECT terms.organization_id, terms.bot_id, terms.id, %(kind)s, %(quantity)s,
-        %(idempotency_key)s, %(period_start)s, counter.used, %(now)s
+        %(scope)s, %(idempotency_key)s, %(period_start)s, counter.used, %(now)s
     FROM terms, counter
-    ON CONFLICT (organization_id, idempotency_key) DO NOTHING
+    ON CONFLICT (organization_id, idempotency_scope, idempotency_key) DO NOTHING
     RETURNING id
 ), daily AS (
     INSERT INTO usage_daily AS d (organization_id, day, bot_id, kind, quantity)
@@ -300,6 +313,7 @@ _RECORD_WITH_KEY_PARAMETERS = {
     "feature": "text",
     "kind": "text",
     "quantity": "integer",
+    "scope": "text",
     "idempotency_key": "text",
     "period_start": "timestamptz",
     "day": "date",
@@ -400,20 +414,26 @@ def record_parameters(
         "feature": kind.required_feature,
         "kind": kind.value,
         "quantity": quantity,
+        "scope": API_SCOPE,
         "idempotency_key": idempotency_key,
         "period_start": month_start(now),
         "day": now.astimezone(SHANGHAI).date(),
     }
 
 
-def _replay(organization_id: int, idempotency_key: str | None, quota: int | None) -> UsageResult:
+def _replay(
+    organization_id: int, idempotency_scope: str, idempotency_key: str | None, quota: int | None
+) -> UsageResult | None:
+    """The first call's result for a key already recorded, or None."""
     record = db.session.scalar(
         sa.select(UsageRecord).where(
             UsageRecord.organization_id == organization_id,
+            UsageRecord.idempotency_scope == idempotency_scope,
             UsageRecord.idempotency_key == idempotency_key,
         )
     )
-    assert record is not None
+    if record is None:
+        return None
     return UsageResult(
         record.used_after,
         quota,
