@@ -1,8 +1,11 @@
 """/api/v1/usage: metering and usage statistics.
 
-Bots (API key) and people (JWT + X-Organization-ID) may call all three. A key
+Bots (API key) and people (JWT + X-Organization-ID) may call all of them. A key
 bound to a bot acts for that bot: recording or reading another bot's usage
 with it is 403 `bot_mismatch`.
+
+`/record` counts one event; `/records` counts up to 500 in one call, all or
+nothing against the quota (see `webapp.usage.services.record_batch`).
 
 Stats and history read only `usage_counters` and the `usage_daily` rollup
 (see `webapp.usage.models`), never `usage_records`, so they stay as fast at
@@ -37,6 +40,8 @@ from webapp.usage.schemas import (
     IDEMPOTENCY_HEADER,
     QUOTA_HEADERS_DESCRIPTION,
     IdempotencyHeaderSchema,
+    UsageBatchResultSchema,
+    UsageBatchSchema,
     UsageHistoryQuerySchema,
     UsageHistorySchema,
     UsageRecordSchema,
@@ -164,6 +169,105 @@ class Record(MethodView):
         if result.replayed:
             response_headers[REPLAYED_HEADER] = "true"
         return result, 200 if result.replayed else 201, response_headers
+
+
+BATCH_EXAMPLE = {
+    "events": [
+        {"kind": "message", "idempotency_key": "wx-8812-m1"},
+        {"kind": "message", "quantity": 3, "idempotency_key": "wx-8812-m2"},
+        {"kind": "image", "bot_id": 7, "idempotency_key": "wx-8813-i1"},
+    ]
+}
+BATCH_RESULT_EXAMPLE = {
+    "used": 412,
+    "limit": 50000,
+    "remaining": 49588,
+    "period_start": "2026-11-30T16:00:00+00:00",
+    "period_end": "2026-12-31T16:00:00+00:00",
+    "accepted": 3,
+    "replayed": 0,
+}
+
+
+@blp.route("/records")
+class Records(MethodView):
+    decorators = [caller_required]
+
+    @blp.arguments(UsageBatchSchema(), example=BATCH_EXAMPLE)
+    @blp.response(
+        201,
+        UsageBatchResultSchema,
+        description="Counted: `accepted` events by this call; `replayed` ones had been "
+        "counted before and were not counted again. " + QUOTA_HEADERS_DESCRIPTION,
+        headers=QUOTA_HEADERS,
+        example=BATCH_RESULT_EXAMPLE,
+    )
+    @blp.alt_response(
+        200,
+        schema=UsageBatchResultSchema,
+        success=True,
+        description="Every event's key had been counted before (a batch retried as a whole): "
+        "nothing was counted again; `used`, `limit` and `remaining` are as the first call "
+        f"left them, with the `{REPLAYED_HEADER}: true` header.",
+        headers=QUOTA_HEADERS,
+    )
+    @blp.alt_response(
+        403,
+        schema=ErrorSchema,
+        description="`feature_not_in_plan`, `bot_disabled` or `bot_mismatch`, for the first "
+        "event that breaks the rule (its index in `errors.events`): nothing was counted",
+    )
+    @blp.alt_response(
+        404, schema=ErrorSchema, description="`bot_not_found` (the event's index in `errors`)"
+    )
+    @blp.alt_response(
+        409,
+        schema=ErrorSchema,
+        description="`concurrent_batch`: other calls kept recording some of these keys "
+        "meanwhile; nothing was counted by this one, retry it.",
+    )
+    @blp.alt_response(
+        429,
+        schema=ErrorSchema,
+        description="`quota_exceeded`: the new events do not all fit in what remains of the "
+        "month's quota (`X-Quota-Remaining`), so none was counted. Also carries Retry-After.",
+        headers=QUOTA_HEADERS,
+    )
+    @blp.doc(security=CALLER_SECURITY)
+    def post(self, data: dict[str, Any]) -> Any:
+        """Count a batch of events (1-500) against the monthly quota, all or nothing
+
+        Each event needs its own idempotency key; a key counts once, whether it came in a
+        batch or through `/usage/record`. A batch retried after a timeout counts nothing
+        twice: the events already counted are reported as `replayed`, the others are counted.
+        Either every new event fits in the quota and all are counted, or the call is 429 and
+        none is. Invalid events are 422 with their index: `{"events": {"3": {...}}}`.
+        """
+        events = [
+            services.UsageEvent(
+                UsageKind(event["kind"]),
+                event["quantity"],
+                event["idempotency_key"],
+                event["bot_id"],
+            )
+            for event in data["events"]
+        ]
+        result = services.record_batch(current_caller(), events)
+        db.session.commit()
+        usage = result.usage
+        response_headers = quota_headers(usage)
+        if usage.replayed:
+            response_headers[REPLAYED_HEADER] = "true"
+        body = {
+            "used": usage.used,
+            "limit": usage.limit,
+            "remaining": usage.remaining,
+            "period_start": usage.period_start,
+            "period_end": usage.period_end,
+            "accepted": result.accepted,
+            "replayed": result.replayed,
+        }
+        return body, 200 if usage.replayed else 201, response_headers
 
 
 @blp.route("/stats")
