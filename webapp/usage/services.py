@@ -101,12 +101,6 @@ _ROLL_UP = sa.text(
     "ON CONFLICT (organization_id, day, bot_id, kind) DO UPDATE "
     "SET quantity = usage_daily.quantity + excluded.quantity"
 ).bindparams(sa.bindparam("day", type_=sa.Date()))
-# Takes the month counter's row lock (creating the row if need be), changing nothing.
-_LOCK_COUNTER = sa.text(
-    "INSERT INTO usage_counters AS c (organization_id, period_start, used) "
-    "VALUES (:organization_id, :period_start, 0) "
-    "ON CONFLICT (organization_id, period_start) DO UPDATE SET used = c.used"
-).bindparams(sa.bindparam("period_start", type_=UTCDateTime()))
 # A record found to be a replay after its quantity was consumed gives it back (the
 # counter row is still locked by this transaction: nobody saw the interim value).
 _GIVE_BACK = sa.text(
@@ -617,10 +611,12 @@ def _write_batch_postgresql(parameters: dict[str, Any]) -> _Written:
         db.session.rollback()
         connection = db.session.connection()
         connection.execute(
-            _LOCK_COUNTER,
+            _CONSUME_QUOTA,  # of nothing, without a quota: it only locks the row
             {
                 "organization_id": parameters["organization_id"],
                 "period_start": parameters["period_start"],
+                "quantity": 0,
+                "quota": None,
             },
         )
         written = _run_batch_statement(connection, parameters)
