@@ -430,21 +430,23 @@ class BatchResult:
 
 
 # A batch as one PostgreSQL statement: the events as arrays (`unnest`), the keys already
-# recorded (one index probe per key), then the same writes as a single record, in the
-# same lock order: the conditional upsert of the month counter by the sum of the new
-# events (all of them fit, or none is written), the records, the rollup (one row per bot
-# and kind). The statement's snapshot may predate a concurrent retry of the same keys
-# that committed while this one waited for the counter: its records then conflict and
-# fewer are inserted than counted (see `_write_batch_postgresql` for what follows).
+# recorded (one probe of the unique index per event), then the same writes as a single
+# record, in the same lock order: the conditional upsert of the month counter by the sum
+# of the new events (all of them fit, or none is written), the records, the rollup (one
+# row per bot and kind). The statement's snapshot may predate a concurrent retry of the
+# same keys that committed while this one waited for the counter: its records then
+# conflict and fewer are inserted than counted (see `_write_batch_postgresql`).
 _RECORD_BATCH = """
 WITH events AS (
     SELECT * FROM unnest(%(kinds)s, %(quantities)s, %(bot_ids)s, %(keys)s)
         AS e(kind, quantity, bot_id, idempotency_key)
 ), seen AS (
-    SELECT r.id, r.idempotency_key, r.used_after, r.period_start
-    FROM usage_records r
-    WHERE r.organization_id = %(organization_id)s AND r.idempotency_scope = %(scope)s
-      AND r.idempotency_key = ANY (%(keys)s)
+    SELECT r.* FROM events CROSS JOIN LATERAL (
+        SELECT id, idempotency_key, used_after, period_start FROM usage_records
+        WHERE organization_id = %(organization_id)s AND idempotency_scope = %(scope)s
+          AND idempotency_key = events.idempotency_key
+        LIMIT 1  -- keeps the lookup a per-event probe of the unique index, whatever the stats
+    ) AS r
 ), fresh AS (
     SELECT events.* FROM events
     WHERE NOT EXISTS (SELECT 1 FROM seen WHERE seen.idempotency_key = events.idempotency_key)
