@@ -9,6 +9,7 @@ and portal views either flash its message or show the HTML error page.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import flask_smorest
@@ -96,8 +97,18 @@ def error_payload(
         "message": message or HTTP_STATUS_CODES.get(status, "Error"),
     }
     if errors:
-        payload["errors"] = errors
+        payload["errors"] = _string_keys(errors)
     return payload
+
+
+def _string_keys(errors: Mapping[Any, Any]) -> dict[str, Any]:
+    """Field errors keyed by strings, as JSON (sorted) needs: list positions come as ints,
+    and a multipart part without a name as None."""
+    keyed: dict[str, Any] = {}
+    for key, value in errors.items():
+        nested = isinstance(value, Mapping)
+        keyed["" if key is None else str(key)] = _string_keys(value) if nested else value
+    return keyed
 
 
 def json_error(

@@ -11,7 +11,7 @@ key in the same organization was metered for the message (had a client sent the 
 first, the message could never have been stored). Every other key stays in `api`.
 
 Revision ID: 0010
-Revises: 0004
+Revises: 0005
 Create Date: 2026-12-02 09:00:00
 
 """
@@ -21,7 +21,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "0010"
-down_revision = "0004"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

@@ -158,6 +158,31 @@ def test_uploads_are_validated(app: Flask, tenant: Tenant) -> None:
         "unsupported_media_type",
     )
     assert_error(say(client, conversation["id"], "", key), 422, "validation_error")
+
+
+def test_a_form_part_without_a_name_is_a_field_error_not_a_crash(
+    app: Flask, tenant: Tenant
+) -> None:
+    bot_id = tenant.add_bot()
+    key = tenant.add_api_key(bot_id)
+    client = app.test_client()
+    conversation = start(client, key_headers(key))
+    boundary = "b0undary"
+    body = (
+        f"--{boundary}\r\nContent-Disposition: form-data\r\n\r\nnull\r\n"
+        f'--{boundary}\r\nContent-Disposition: form-data; name="kind"\r\n\r\nimage\r\n'
+        f"--{boundary}--\r\n"
+    )
+
+    response = client.post(
+        messages_path(conversation["id"]),
+        data=body.encode(),
+        content_type=f"multipart/form-data; boundary={boundary}",
+        headers=key_headers(key),
+    )
+
+    assert_error(response, 422, "validation_error")
+    assert response.get_json()["errors"][""] == ["Unknown field."]
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Attachment)) == 0
 

@@ -13,6 +13,7 @@ BOT_TEXT_MAX_LENGTH = 500
 API_KEY_NAME_MAX_LENGTH = 100
 PUBLISHABLE_KEY_PREFIX = "pk"
 DEFAULT_ANSWER_THRESHOLD = 0.45
+DEFAULT_SUGGEST_THRESHOLD = 0.25
 WIDGET_TITLE_MAX_LENGTH = 60
 LOGO_URL_MAX_LENGTH = 500
 DEFAULT_WIDGET_COLOR = "#1677ff"
@@ -35,8 +36,11 @@ class Bot(TimestampMixin, Base):
     description: orm.Mapped[str] = orm.mapped_column(sa.String(BOT_TEXT_MAX_LENGTH), default="")
     greeting: orm.Mapped[str] = orm.mapped_column(sa.String(BOT_TEXT_MAX_LENGTH), default="")
     is_enabled: orm.Mapped[bool] = orm.mapped_column(default=True)
-    # Answering: below this confidence the bot says `fallback_text` and asks for a person.
+    # Answering (webapp.kb.engines.decide): from `answer_threshold` the bot answers; from
+    # `suggest_threshold` it offers the closest questions; below, it says `fallback_text`
+    # and asks for a person.
     answer_threshold: orm.Mapped[float] = orm.mapped_column(default=DEFAULT_ANSWER_THRESHOLD)
+    suggest_threshold: orm.Mapped[float] = orm.mapped_column(default=DEFAULT_SUGGEST_THRESHOLD)
     fallback_text: orm.Mapped[str] = orm.mapped_column(sa.String(BOT_TEXT_MAX_LENGTH), default="")
     # Bumped by every change to the bot's FAQ: answer indexes rebuild when it moves.
     knowledge_version: orm.Mapped[int] = orm.mapped_column(default=0)

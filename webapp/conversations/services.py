@@ -39,7 +39,7 @@ from webapp.core.security import token_digest
 from webapp.db import utcnow
 from webapp.errors import AppError, Conflict, Forbidden, NotFound
 from webapp.extensions import db
-from webapp.kb.engines import Answer, fallback_text
+from webapp.kb.engines import Answer, lost_answer
 from webapp.kb.services import answer_question
 from webapp.orgs.models import OrganizationMember
 from webapp.usage.models import UsageKind
@@ -269,7 +269,7 @@ def _answer(conversation: Conversation, kind: MessageKind, text: str) -> Answer:
     if kind == MessageKind.TEXT:
         return answer_question(bot, text)
     # The bot reads text only: an image or a voice clip goes to a person.
-    return Answer(fallback_text(bot), 0.0, None, True, (), "none")
+    return lost_answer(bot, (), "none")
 
 
 def _message_with_key(conversation_id: int, idempotency_key: str) -> bool:

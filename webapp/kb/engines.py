@@ -10,7 +10,7 @@ Each process keeps one index per bot, tagged with the bot's
 next question rebuilds the index once (reusing the tokens of unchanged texts);
 questions in between only search it. The last `MAX_CACHED_INDEXES` bots' indexes
 are kept (least recently used goes first). The optional LLM engine is in
-`webapp.kb.llm`.
+`webapp.kb.llm`; `webapp.kb.answering` picks the engine.
 
 Retrieval: BM25 over every phrasing of every enabled entry (question and similar
 questions, one document each) picks the candidates; confidence then ranks them.
@@ -28,11 +28,12 @@ is short and mostly essential.
 
 from __future__ import annotations
 
+import enum
 import logging
 import math
 import threading
 from collections import Counter, OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -40,7 +41,6 @@ from typing import Protocol
 import bm25s
 import numpy as np
 import sqlalchemy as sa
-from flask import current_app
 from flask_babel import gettext as _
 
 from webapp.bots.models import Bot
@@ -51,6 +51,7 @@ from webapp.kb.text import tokenize
 logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 CANDIDATES = 5  # matches kept per question (the best, and the runners-up "try it" shows)
+MAX_SUGGESTIONS = 3  # entries offered when the bot is unsure
 MAX_CACHED_INDEXES = 256  # bots whose index a process keeps
 
 
@@ -64,14 +65,28 @@ class Match:
     confidence: float  # 0..1
 
 
+class Band(enum.StrEnum):
+    """How sure the bot is, which decides what it does with a question."""
+
+    CONFIDENT = "confident"  # it answers with the best entry
+    UNSURE = "unsure"  # it asks "您是不是想问" and offers `suggestions`; it keeps the chat
+    LOST = "lost"  # it says its fallback text and hands the chat to a person
+
+
 @dataclass(frozen=True)
 class Answer:
     text: str
-    confidence: float
-    entry_id: int | None  # the entry answered from; None when the bot fell back
-    handoff: bool  # True: the bot could not answer and a person should
-    matches: tuple[Match, ...]
+    confidence: float  # the best match's, 0..1 (0 without any match)
+    entry_id: int | None  # the entry answered from; None unless the band is confident
+    band: Band
+    matches: tuple[Match, ...]  # the best candidates, best first
     engine: str
+    suggestions: tuple[Match, ...] = ()  # offered to the customer; only when unsure
+
+    @property
+    def handoff(self) -> bool:
+        """True: the bot could not answer and a person should."""
+        return self.band is Band.LOST
 
 
 class AnswerEngine(Protocol):
@@ -83,6 +98,35 @@ class AnswerEngine(Protocol):
 def fallback_text(bot: Bot) -> str:
     return bot.fallback_text or _(
         "Sorry, I can't answer that yet. I've asked a colleague to help you; please wait a moment."
+    )
+
+
+def suggestion_text(suggestions: Sequence[Match]) -> str:
+    """The unsure reply: the offered questions, numbered, best first."""
+    lines = [_("Did you mean:")]
+    lines.extend(f"{number}. {match.question}" for number, match in enumerate(suggestions, 1))
+    return "\n".join(lines)
+
+
+def lost_answer(bot: Bot, matches: tuple[Match, ...], engine: str) -> Answer:
+    confidence = matches[0].confidence if matches else 0.0
+    return Answer(fallback_text(bot), confidence, None, Band.LOST, matches, engine)
+
+
+def decide(bot: Bot, matches: tuple[Match, ...], engine: str) -> Answer:
+    """The answer policy, the same for every engine, from matches ranked best first:
+    at or above the bot's `answer_threshold` the best entry answers; otherwise the
+    entries at or above its `suggest_threshold` (at most `MAX_SUGGESTIONS`) are offered;
+    with none, the bot falls back and hands off."""
+    best = matches[0] if matches else None
+    if best is not None and best.confidence >= bot.answer_threshold:
+        return Answer(best.answer, best.confidence, best.entry_id, Band.CONFIDENT, matches, engine)
+    offered = tuple(m for m in matches if m.confidence >= bot.suggest_threshold)
+    if best is None or not offered:
+        return lost_answer(bot, matches, engine)
+    offered = offered[:MAX_SUGGESTIONS]
+    return Answer(
+        suggestion_text(offered), best.confidence, None, Band.UNSURE, matches, engine, offered
     )
 
 
@@ -208,29 +252,9 @@ def index_for(bot: Bot) -> KnowledgeIndex:
 
 
 class LexicalEngine:
-    """The default: the best-matching entry's answer, or the fallback below the threshold."""
+    """The default: BM25 candidates ranked by lexical confidence, through `decide`."""
 
     name = "lexical"
 
     def answer(self, bot: Bot, question: str) -> Answer:
-        matches = tuple(index_for(bot).search(question))
-        best = matches[0] if matches else None
-        if best is None or best.confidence < bot.answer_threshold:
-            confidence = best.confidence if best else 0.0
-            return Answer(fallback_text(bot), confidence, None, True, matches, self.name)
-        return Answer(best.answer, best.confidence, best.entry_id, False, matches, self.name)
-
-
-def answer_engine() -> AnswerEngine:
-    """The configured engine: the LLM one when LLM_BASE_URL and LLM_MODEL are set."""
-    config = current_app.config
-    if config.get("LLM_BASE_URL") and config.get("LLM_MODEL"):
-        from webapp.kb.llm import LlmEngine  # it builds on this module
-
-        return LlmEngine(
-            config["LLM_BASE_URL"],
-            config["LLM_MODEL"],
-            config.get("LLM_API_KEY") or "",
-            float(config.get("LLM_TIMEOUT_SECONDS") or 10),
-        )
-    return LexicalEngine()
+        return decide(bot, tuple(index_for(bot).search(question)), self.name)

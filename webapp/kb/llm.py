@@ -1,9 +1,10 @@
 """The optional LLM engine: an OpenAI-compatible chat model phrases the answer from the FAQ.
 
-On when `LLM_BASE_URL` and `LLM_MODEL` are set (`answer_engine()` then returns it).
-Retrieval stays lexical and decides whether there is anything to answer from:
-- below the bot's threshold the bot falls back and hands off, and the model is not
-  asked (no retrieved knowledge, no grounded answer);
+On when `LLM_BASE_URL` and `LLM_MODEL` are set (`webapp.kb.answering.answer_engine()`
+then returns it, over the lexical engine). Retrieval, the engine it is given, decides
+whether there is anything to answer from:
+- below the bot's answer threshold the model is not asked: the bot offers suggestions
+  or falls back and hands off, as `webapp.kb.engines.decide` says;
 - otherwise the model gets the best entries and the question, and must answer only
   from them, or reply exactly `HANDOFF_SENTINEL`, which falls back and hands off;
 - a timeout, an HTTP error or a malformed reply logs a warning and the bot gives the
@@ -19,7 +20,7 @@ from typing import Any
 import requests
 
 from webapp.bots.models import Bot
-from webapp.kb.engines import Answer, LexicalEngine, Match, fallback_text
+from webapp.kb.engines import Answer, AnswerEngine, Band, Match, lost_answer
 from webapp.kb.models import ANSWER_MAX_LENGTH
 
 log = logging.getLogger(__name__)
@@ -45,16 +46,23 @@ class LlmError(Exception):
 class LlmEngine:
     name = "llm"
 
-    def __init__(self, base_url: str, model: str, api_key: str = "", timeout: float = 10) -> None:
+    def __init__(
+        self,
+        retrieval: AnswerEngine,
+        base_url: str,
+        model: str,
+        api_key: str = "",
+        timeout: float = 10,
+    ) -> None:
+        self.retrieval = retrieval
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.model = model
         self.api_key = api_key
         self.timeout = timeout
-        self.retrieval = LexicalEngine()
 
     def answer(self, bot: Bot, question: str) -> Answer:
         retrieved = self.retrieval.answer(bot, question)
-        if retrieved.handoff:
+        if retrieved.band is not Band.CONFIDENT:  # suggestions or a handoff need no model
             return dataclasses.replace(retrieved, engine=self.name)
         context = [m for m in retrieved.matches if m.confidence > 0][:CONTEXT_ENTRIES]
         try:
@@ -63,9 +71,7 @@ class LlmEngine:
             log.warning("LLM engine failed, answering from the FAQ instead: %s", error)
             return retrieved
         if HANDOFF_SENTINEL in reply.upper():
-            return dataclasses.replace(
-                retrieved, text=fallback_text(bot), entry_id=None, handoff=True, engine=self.name
-            )
+            return lost_answer(bot, retrieved.matches, self.name)
         return dataclasses.replace(retrieved, text=reply[:ANSWER_MAX_LENGTH], engine=self.name)
 
     def _complete(self, messages: list[dict[str, str]]) -> str:

@@ -70,12 +70,21 @@ class MatchSchema(Schema):
 
 class AnswerPreviewSchema(Schema):
     answer = fields.String(attribute="text")
-    confidence = fields.Float(metadata={"description": "0 to 1; below the bot's threshold: "})
+    confidence = fields.Float(metadata={"description": "The best match's, 0 to 1"})
+    band = fields.String(
+        metadata={
+            "description": "confident: it answers; unsure: it offers `suggestions`; "
+            "lost: it falls back to a person",
+            "enum": ["confident", "unsure", "lost"],
+        }
+    )
     entry_id = fields.Integer(allow_none=True)
     handoff = fields.Boolean(metadata={"description": "The bot would fall back to a person"})
     engine = fields.String()
-    threshold = fields.Float()
+    threshold = fields.Float(metadata={"description": "The bot's answer threshold"})
+    suggest_threshold = fields.Float(metadata={"description": "The bot's suggest threshold"})
     matches = fields.List(fields.Nested(MatchSchema))
+    suggestions = fields.List(fields.Nested(MatchSchema))
 
 
 class ImportFormSchema(Schema):

@@ -16,7 +16,8 @@ from webapp.bots.models import Bot
 from webapp.bots.services import bot_of
 from webapp.errors import AppError, NotFound
 from webapp.extensions import db
-from webapp.kb.engines import Answer, answer_engine
+from webapp.kb.answering import answer_engine
+from webapp.kb.engines import Answer
 from webapp.kb.models import (
     ANSWER_MAX_LENGTH,
     MAX_SIMILAR_QUESTIONS,

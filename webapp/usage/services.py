@@ -10,10 +10,11 @@ conditional upsert), then the idempotency key (the record's unique index entry),
 then the rollup rows. Two paths that took the counter and a key in opposite orders
 deadlocked when they raced on one key.
 
-`record_with_api_key` is the HTTP endpoint's path for bots: on PostgreSQL it
+`record_with_api_key` is the HTTP endpoint's fast path for bots: on PostgreSQL it
 authenticates the key and records in one statement (one round trip, then the
-commit); anything but a plain success there goes through the general path,
-which gives the precise answer (401, 403, 429, an idempotent replay).
+commit); anything but a plain success there is left to the general path (the
+endpoint authenticates the key and calls `record_usage`), which gives the precise
+answer (401, 403, 429, an idempotent replay).
 """
 
 from __future__ import annotations
@@ -30,10 +31,10 @@ from flask_babel import gettext as _
 from webapp.billing.models import Plan
 from webapp.billing.periods import SHANGHAI, month_start, next_month_start
 from webapp.billing.services import claim_notice, plan_of
-from webapp.bots.auth import Caller, acting_bot, api_key_caller
 from webapp.bots.models import Bot
 from webapp.bots.services import (
     LAST_USED_RESOLUTION,
+    acting_bot_id,
     api_key_parts,
     bot_count,
     bot_of,
@@ -333,31 +334,22 @@ def record_with_api_key(
     *,
     bot_id: int | None = None,
     idempotency_key: str | None = None,
-) -> UsageResult:
-    """Authenticate a bot's API key and record its usage: `record_usage` for HTTP callers.
+) -> UsageResult | None:
+    """Authenticate a bot's API key and record its usage in one statement, on PostgreSQL.
 
-    On PostgreSQL a plain success takes one statement; anything else is rolled back and
-    retried through `api_key_caller` and `record_usage`, which answer it precisely.
+    None when that is not a plain success (or not PostgreSQL): nothing is left of the
+    attempt, and the caller authenticates the key and calls `record_usage`, which
+    answers precisely.
     """
-    now = utcnow()
     connection = db.session.connection()
-    if connection.dialect.name == "postgresql":
-        result = _record_in_one_statement(
-            connection, token, kind, quantity, bot_id, idempotency_key, now
-        )
-        if result is not None:
-            return result
-        db.session.rollback()
-    caller = api_key_caller(token)
-    return record_usage(
-        caller.organization_id,
-        kind,
-        quantity,
-        bot_id=acting_bot(caller, bot_id),
-        api_key_id=caller.api_key.id if caller.api_key else None,
-        idempotency_key=idempotency_key,
-        now=now,
+    if connection.dialect.name != "postgresql":
+        return None
+    result = _record_in_one_statement(
+        connection, token, kind, quantity, bot_id, idempotency_key, utcnow()
     )
+    if result is None:
+        db.session.rollback()
+    return result
 
 
 def _record_in_one_statement(
@@ -509,24 +501,29 @@ class _Written:
 
 
 def record_batch(
-    caller: Caller, events: Sequence[UsageEvent], now: datetime | None = None
+    organization_id: int,
+    events: Sequence[UsageEvent],
+    *,
+    bound_bot_id: int | None = None,
+    api_key_id: int | None = None,
+    now: datetime | None = None,
 ) -> BatchResult:
     """Count a batch of events against the month's quota, all or nothing.
 
-    Every event is checked first (its kind in the plan, its bot); the first event that
-    breaks a rule refuses the batch, naming its index. Events whose key was counted
+    Every event is checked first (its kind in the plan, its bot: an API key bound to a
+    bot, `bound_bot_id`, records for that bot only); the first event that breaks a rule
+    refuses the batch, naming its index. Events whose key was counted
     before are left out; the others are counted together if they all fit in what
     remains of the quota, and otherwise none is (429).
     """
     now = now or utcnow()
-    organization_id = caller.organization_id
     terms = plan_terms(organization_id, now)
-    bot_ids = _event_bots(caller, terms, events)
+    bot_ids = _event_bots(organization_id, bound_bot_id, terms, events)
     period_start, period_end = month_start(now), next_month_start(now)
     parameters: dict[str, Any] = {
         "organization_id": organization_id,
         "scope": API_SCOPE,
-        "api_key_id": caller.api_key.id if caller.api_key else None,
+        "api_key_id": api_key_id,
         "quota": terms.quota,
         "now": now,
         "period_start": period_start,
@@ -574,20 +571,22 @@ def record_batch(
     )
 
 
-def _event_bots(caller: Caller, terms: PlanTerms, events: Sequence[UsageEvent]) -> list[int | None]:
+def _event_bots(
+    organization_id: int, bound_bot_id: int | None, terms: PlanTerms, events: Sequence[UsageEvent]
+) -> list[int | None]:
     """Each event's bot, once every event has passed the checks of a single record."""
-    wanted = {event.bot_id or caller.bot_id for event in events} - {None}
+    wanted = {event.bot_id or bound_bot_id for event in events} - {None}
     enabled: dict[int, bool] = {}
     if wanted:
         query = sa.select(Bot.id, Bot.is_enabled).where(
-            Bot.organization_id == caller.organization_id, Bot.id.in_(wanted)
+            Bot.organization_id == organization_id, Bot.id.in_(wanted)
         )
         enabled.update((bot_id, is_enabled) for bot_id, is_enabled in db.session.execute(query))
     bots = []
     for index, event in enumerate(events):
         try:
             _require_feature(terms, event.kind)
-            bot_id = acting_bot(caller, event.bot_id)
+            bot_id = acting_bot_id(bound_bot_id, event.bot_id)
             if bot_id is not None and bot_id not in enabled:
                 raise NotFound(_("Bot not found."), error="bot_not_found")
             if bot_id is not None and not enabled[bot_id]:
