@@ -58,6 +58,16 @@ blp = Blueprint("usage_api", __name__, url_prefix="/api/v1/usage", description="
 blp.errorhandler(services.QuotaExceeded)(quota_exceeded)
 
 
+def quota_refusal(description: str) -> dict[str, Any]:
+    """The documented 429 of a call that counts usage."""
+    return {
+        "schema": ErrorSchema,
+        "description": f"`quota_exceeded`: {description} Also carries the X-Quota-* headers "
+        "and Retry-After (seconds until the quota resets).",
+        "headers": QUOTA_HEADERS,
+    }
+
+
 def _idempotency_key(body: str | None, header: str | None) -> str | None:
     if body is not None and header is not None and body != header:
         message = _("The %(header)s header and idempotency_key differ.", header=IDEMPOTENCY_HEADER)
@@ -98,13 +108,7 @@ class Record(MethodView):
         "`bot_disabled`, or `bot_mismatch` (the API key is bound to another bot)",
     )
     @blp.alt_response(404, schema=ErrorSchema, description="`bot_not_found`")
-    @blp.alt_response(
-        429,
-        schema=ErrorSchema,
-        description="`quota_exceeded`: nothing was counted. Also carries the X-Quota-* "
-        "headers and Retry-After (seconds until the quota resets).",
-        headers=QUOTA_HEADERS,
-    )
+    @blp.alt_response(429, **quota_refusal("nothing was counted."))
     @blp.doc(**BOTS_OR_PEOPLE)
     def post(self, data: dict[str, Any], headers: dict[str, Any]) -> Any:
         """Count bot messages against the monthly quota
@@ -193,15 +197,15 @@ class Records(MethodView):
     @blp.alt_response(
         409,
         schema=ErrorSchema,
-        description="`concurrent_batch`: other calls kept recording some of these keys "
-        "meanwhile; nothing was counted by this one, retry it.",
+        description="`concurrent_batch`: some of these keys were being recorded for another "
+        "month at the same instant (at a month's end); nothing was counted, retry it.",
     )
     @blp.alt_response(
         429,
-        schema=ErrorSchema,
-        description="`quota_exceeded`: the new events do not all fit in what remains of the "
-        "month's quota (`X-Quota-Remaining`), so none was counted. Also carries Retry-After.",
-        headers=QUOTA_HEADERS,
+        **quota_refusal(
+            "the new events do not all fit in what remains of the month's quota, so none was "
+            "counted."
+        ),
     )
     @blp.doc(**BOTS_OR_PEOPLE)
     def post(self, data: dict[str, Any]) -> Any:
