@@ -512,9 +512,9 @@ def record_batch(
 
     Every event is checked first (its kind in the plan, its bot: an API key bound to a
     bot, `bound_bot_id`, records for that bot only); the first event that breaks a rule
-    refuses the batch, naming its index. Events whose key was counted
-    before are left out; the others are counted together if they all fit in what
-    remains of the quota, and otherwise none is (429).
+    refuses the batch, naming its index. Events whose key was counted before are left
+    out; the others are counted together if they all fit in what remains of the quota,
+    and otherwise none is (429).
     """
     now = now or utcnow()
     terms = plan_terms(organization_id, now)
