@@ -56,6 +56,15 @@ def bot_count(organization_id: int) -> int:
     )
 
 
+def acting_bot_id(bound_bot_id: int | None, requested: int | None) -> int | None:
+    """The bot a call is for: the one asked for, or the one its API key is bound to."""
+    if bound_bot_id is None:
+        return requested
+    if requested is not None and requested != bound_bot_id:
+        raise Forbidden(_("This API key is bound to another bot."), error="bot_mismatch")
+    return bound_bot_id
+
+
 def bot_of(organization_id: int, bot_id: int) -> Bot:
     """A bot of this organization, or 404 (also for another organization's bot)."""
     bot = db.session.scalar(

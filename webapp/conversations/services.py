@@ -59,7 +59,7 @@ from webapp.orgs.models import OrganizationMember
 from webapp.usage.models import UsageKind
 from webapp.usage.services import UsageResult, record_usage, refuse_early
 
-IDEMPOTENCY_KEY_MAX_LENGTH = 200  # stored in usage records with a per-conversation prefix
+IDEMPOTENCY_KEY_MAX_LENGTH = 200
 
 
 def start_conversation(
@@ -266,7 +266,6 @@ def post_customer_message(
             _("An idempotency key has at most %(n)d characters.", n=IDEMPOTENCY_KEY_MAX_LENGTH)
         )
     usage_kind = _USAGE_KIND[kind]
-    usage_key = None if idempotency_key is None else f"msg:{conversation.id}:{idempotency_key}"
 
     def meter() -> UsageResult:
         return record_usage(
@@ -274,7 +273,8 @@ def post_customer_message(
             usage_kind,
             bot_id=conversation.bot_id,
             api_key_id=api_key_id,
-            idempotency_key=usage_key,
+            idempotency_key=idempotency_key,
+            idempotency_scope=f"conversation:{conversation.id}",  # never a usage API key's
         )
 
     if idempotency_key is not None and _message_with_key(conversation.id, idempotency_key):

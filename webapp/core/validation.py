@@ -78,34 +78,46 @@ def json_too_deep(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
     return True
 
 
-def _strings(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
+def _strings(value: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], str]]:
     """(path, text) of every key and string in a parsed JSON value."""
     if isinstance(value, str):
-        yield path or "_body", value
+        yield path or ("_body",), value
     elif isinstance(value, dict):
         for key, item in value.items():
-            inner = f"{path}.{key}" if path else str(key)
+            inner = (*path, str(key))
             yield inner, str(key)
             yield from _strings(item, inner)
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            yield from _strings(item, f"{path}.{index}" if path else str(index))
+            yield from _strings(item, (*path, str(index)))
 
 
-def _request_texts() -> Iterator[tuple[str, str, str]]:
-    """(location, field, text) of every piece of text the request carries."""
+def _request_texts() -> Iterator[tuple[str, tuple[str, ...], str]]:
+    """(location, field path, text) of every piece of text the request carries."""
     for name, value in request.args.items(multi=True):
-        yield "query", name, name
-        yield "query", name, value
+        yield "query", (name,), name
+        yield "query", (name,), value
     if request.is_json:
         body = request.get_json(silent=True)
         for path, text in _strings(body):
             yield "json", path, text
     elif request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
         for name, value in request.form.items(multi=True):
-            yield "form", name, value
+            yield "form", (name,), value
         for name, file in request.files.items(multi=True):
-            yield "files", name, file.filename or ""
+            yield "files", (name,), file.filename or ""
+
+
+def _add_error(errors: dict[str, Any], path: tuple[str, ...], message: str) -> None:
+    """Nest `message` under `path`, as marshmallow nests field errors (a list position is a
+    key); a field already refused keeps its first message."""
+    node = errors
+    for part in path[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            return
+        node = child
+    node.setdefault(path[-1], [message])
 
 
 def _is_provider_callback() -> bool:
@@ -129,11 +141,11 @@ def check_request() -> Any:
             error="json_too_deep",
             status=400,
         )
-    errors: dict[str, dict[str, list[str]]] = {}
-    for location, name, text in _request_texts():
+    errors: dict[str, Any] = {}
+    for location, path, text in _request_texts():
         character = refused_character(text)
         if character is not None:
-            errors.setdefault(location, {}).setdefault(name, [refused_message(character)])
+            _add_error(errors, (location, *path), refused_message(character))
     if not errors:
         return None
     if not wants_json():
