@@ -48,6 +48,8 @@ CRON_JOBS: list[tuple[Callable[..., Any], int]] = [
     (billing_tasks.send_renewal_reminders, 60 * 60),
     (payments_tasks.close_expired_orders, 5 * 60),
     (payments_tasks.reconcile_pending_orders, 24 * 60 * 60),
+    (payments_tasks.poll_pending_refunds, 10 * 60),
+    (payments_tasks.reconcile_bills, 24 * 60 * 60),
 ]
 CRON_STOP_TIMEOUT = 10
 

@@ -25,6 +25,7 @@ FEATURES = (
     "learning",
     "conversations",
     "analytics",
+    "invoices",
 )
 BASE = ("webapp.core", "webapp.db", "webapp.errors", "webapp.extensions", "webapp.config")
 FACTORY = "webapp"

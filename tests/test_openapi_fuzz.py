@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from io import BytesIO
 from typing import Any
 
 import pytest
@@ -31,20 +32,26 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, settings
+from pypdf import PdfWriter
 from schemathesis import Case
 from schemathesis.checks import not_a_server_error, response_schema_conformance
 
 from tests.factories import DEFAULT_PASSWORD
 from webapp import create_app
 from webapp.api import ORGANIZATION_HEADER
+from webapp.billing.models import Order, OrderStatus
+from webapp.billing.services import new_out_trade_no, plan_by_code
 from webapp.bots.models import ApiKey, Bot
 from webapp.conversations.models import Conversation, ConversationStatus, Message, MessageRole
 from webapp.core.security import new_token, token_digest
 from webapp.db import utcnow
 from webapp.extensions import db, limiter
+from webapp.invoices.models import InvoiceRequest
 from webapp.kb.models import FaqEntry
 from webapp.learning.models import LearningItem
 from webapp.orgs.models import Invitation, OrganizationMember, Role
+from webapp.payments.models import Payment, PaymentDisposition, Refund, RefundStatus
+from webapp.payments.refunds import new_out_refund_no
 
 CHECKS = [not_a_server_error, response_schema_conformance]
 OWN_SESSION_PATHS = {"/api/v1/auth/refresh", "/api/v1/auth/logout"}
@@ -67,6 +74,8 @@ class FuzzAccount:
     entry_id: int = 0
     conversation_id: int = 0
     message_id: int = 0
+    order_id: int = 0
+    invoice_id: int = 0
     item_id: int = 0
 
     def login(self) -> dict[str, Any]:
@@ -156,6 +165,10 @@ class FuzzAccount:
                 db.session.add(message)
                 db.session.flush()
                 self.message_id = message.id
+            if db.session.get(Order, self.order_id) is None:
+                self.order_id = paid_order_with_a_refund(self.organization_id)
+            if db.session.get(InvoiceRequest, self.invoice_id) is None:
+                self.invoice_id = issued_invoice(self.organization_id, self.order_id)
             item = db.session.get(LearningItem, self.item_id)
             if item is None:
                 item = LearningItem(
@@ -180,8 +193,78 @@ class FuzzAccount:
             "entry_id": [self.entry_id],
             "conversation_id": [self.conversation_id],
             "message_id": [self.message_id],
+            "order_id": [self.order_id],
+            "invoice_id": [self.invoice_id],
             "item_id": [self.item_id],
         }
+
+
+def paid_order_with_a_refund(organization_id: int) -> int:
+    """A pro order paid through WeChat Pay, part of it refunded (flushes only)."""
+    now = utcnow()
+    order = Order(
+        organization_id=organization_id,
+        plan=plan_by_code("pro"),
+        kind="new",
+        months=1,
+        list_price_fen=19900,
+        credit_fen=0,
+        amount_fen=19900,
+        status=OrderStatus.PAID,
+        channel="wechat",
+        out_trade_no=new_out_trade_no(now),
+        expires_at=now,
+        paid_at=now,
+        fulfilled_at=now,
+    )
+    db.session.add(order)
+    db.session.flush()
+    payment = Payment(
+        order_id=order.id,
+        channel="wechat",
+        provider_trade_no="4200fuzz",
+        amount_fen=19900,
+        disposition=PaymentDisposition.APPLIED,
+        paid_at=now,
+    )
+    db.session.add(payment)
+    db.session.flush()
+    db.session.add(
+        Refund(
+            order_id=order.id,
+            payment_id=payment.id,
+            channel="wechat",
+            out_refund_no=new_out_refund_no(now),
+            amount_fen=900,
+            status=RefundStatus.SUCCEEDED,
+            reason="模糊测试",
+            succeeded_at=now,
+        )
+    )
+    db.session.flush()
+    return order.id
+
+
+def issued_invoice(organization_id: int, order_id: int) -> int:
+    """An issued 发票 of the order, with a (tiny) PDF (flushes only)."""
+    writer, pdf = PdfWriter(), BytesIO()
+    writer.add_blank_page(width=100, height=100)
+    writer.write(pdf)
+    invoice = InvoiceRequest(
+        organization_id=organization_id,
+        order_id=order_id,
+        type="normal",
+        title="模糊测试公司",
+        tax_id="91350100M000100Y43",
+        email="fuzz@example.com",
+        amount_fen=19000,
+        status="issued",
+        pdf=pdf.getvalue(),
+        issued_at=utcnow(),
+    )
+    db.session.add(invoice)
+    db.session.flush()
+    return invoice.id
 
 
 @pytest.fixture

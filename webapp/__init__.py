@@ -111,6 +111,8 @@ def register_blueprints(app: Flask) -> None:
     from webapp.conversations import widget_api
     from webapp.core import views as core_views
     from webapp.extensions import api, csrf
+    from webapp.invoices import api as invoices_api
+    from webapp.invoices import views as invoices_views
     from webapp.kb import api as kb_api
     from webapp.kb import views as kb_views
     from webapp.learning import api as learning_api
@@ -128,6 +130,7 @@ def register_blueprints(app: Flask) -> None:
         orgs_views,
         billing_views,
         payments_views,
+        invoices_views,
         bots_views,
         conversations_views,
         kb_views,
@@ -142,6 +145,7 @@ def register_blueprints(app: Flask) -> None:
         orgs_api,
         billing_api,
         payments_api,
+        invoices_api,
         bots_api,
         usage_api,
         kb_api,
@@ -169,7 +173,10 @@ def register_cli(app: Flask) -> None:
     """Operator commands (`flask --help`): each feature's, from its cli.py."""
     from webapp.auth.cli import create_admin
     from webapp.billing.cli import billing_cli
+    from webapp.invoices.cli import INVOICE_COMMANDS
     from webapp.payments.cli import payments_cli
 
+    for invoice_command in INVOICE_COMMANDS:  # 发票 are part of `flask billing`
+        billing_cli.add_command(invoice_command)
     for command in (create_admin, billing_cli, payments_cli):
         app.cli.add_command(command)

@@ -87,6 +87,8 @@ class Config:
     ALIPAY_SIGN_TYPE = os.environ.get("ALIPAY_SIGN_TYPE", "RSA2")
     # The merchant's PID (2088…): when set, notifies and queries must name this seller.
     ALIPAY_SELLER_ID = os.environ.get("ALIPAY_SELLER_ID")
+    # Who gets the daily differences between the channels' bills and our records.
+    OPERATOR_EMAIL = os.environ.get("OPERATOR_EMAIL", "")
     PAYMENT_NOTIFY_MAX_AGE_SECONDS = 300  # older signed notifies are refused (replays)
     PAYMENT_HTTP_TIMEOUT_SECONDS = 10
     # The sandbox retries a notify that was not acknowledged after these many seconds.

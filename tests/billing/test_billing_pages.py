@@ -308,7 +308,7 @@ def test_a_paid_order_shows_when_it_was_paid(app, owner, org_id):
     checkout(owner, org_id, "pro", 1)
     with app.app_context():
         order_id = orders_of(org_id)[0].id
-        assert services.fulfil_order(order_id) is True
+        assert services.fulfil_order(order_id) is services.Fulfilment.FULFILLED
         db.session.commit()
 
     html = owner.page(f"/billing/orders/{order_id}")

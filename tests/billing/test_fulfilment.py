@@ -33,7 +33,7 @@ def test_concurrent_fulfilment_applies_the_order_once(app, committed_db):
         assert db.session.get(Order, order_id).kind == "renewal"
 
     barrier = threading.Barrier(THREADS)
-    results: list[bool] = []
+    results: list[services.Fulfilment] = []
     errors: list[BaseException] = []
 
     def notify() -> None:
@@ -55,7 +55,9 @@ def test_concurrent_fulfilment_applies_the_order_once(app, committed_db):
         thread.join(timeout=60)
 
     assert errors == []
-    assert sorted(results) == [False] * (THREADS - 1) + [True]
+    assert sorted(results) == [services.Fulfilment.ALREADY_FULFILLED] * (THREADS - 1) + [
+        services.Fulfilment.FULFILLED
+    ]
     with app.app_context():
         anchor = start.astimezone(SHANGHAI).day
         assert subscription_state(org_id) == {

@@ -196,6 +196,8 @@ def test_worker_schedules_the_periodic_jobs():
         ("webapp.billing.tasks.send_renewal_reminders", 3600, "default"),
         ("webapp.payments.tasks.close_expired_orders", 300, "default"),
         ("webapp.payments.tasks.reconcile_pending_orders", 86400, "default"),
+        ("webapp.payments.tasks.poll_pending_refunds", 600, "default"),
+        ("webapp.payments.tasks.reconcile_bills", 86400, "default"),
     }
     orphan = worker.build_cron(connection, "default", os.getpid() + 1_000_000)
     with pytest.raises(StopRequested):

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from tests.billing.conftest import new_member, orders_of, put_on_plan, sh, subscription_state
 from webapp.billing import services
 from webapp.billing.models import Order, OrderKind, OrderStatus
+from webapp.billing.services import Fulfilment
 from webapp.errors import AppError, Conflict, Forbidden, NotFound
 from webapp.extensions import db
 from webapp.orgs.models import Role
@@ -170,7 +171,7 @@ def test_order_price_period_and_fulfilment(app, case):
         assert services.period_if_paid(stored, case.now) == case.period
         assert subscription_state(org_id) == before  # nothing changes until it is paid
 
-        assert services.fulfil_order(order.id, now=case.now) is True
+        assert services.fulfil_order(order.id, now=case.now) is Fulfilment.FULFILLED
         db.session.commit()
 
         plan, start, end = case.after
@@ -193,12 +194,15 @@ def test_fulfilling_twice_changes_nothing_the_second_time(app):
         owner = new_member()
         put_on_plan(owner.organization_id, "pro", sh(2026, 1, 31, 10), sh(2026, 2, 28, 10))
         order = services.create_order(owner, "pro", 1, now=now)
-        assert services.fulfil_order(order.id, now=now, channel="wechat") is True
+        assert services.fulfil_order(order.id, now=now, channel="wechat") is Fulfilment.FULFILLED
         db.session.commit()
         once = subscription_state(owner.organization_id)
 
         later = now + timedelta(minutes=5)
-        assert services.fulfil_order(order.id, now=later, channel="alipay") is False
+        assert (
+            services.fulfil_order(order.id, now=later, channel="alipay")
+            is Fulfilment.ALREADY_FULFILLED
+        )
         db.session.commit()
 
         assert subscription_state(owner.organization_id) == once
@@ -233,7 +237,7 @@ def test_fulfil_rereads_an_order_the_session_already_holds(app):
         )
         assert stale.fulfilled_at is None
 
-        assert services.fulfil_order(order.id, now=now) is False
+        assert services.fulfil_order(order.id, now=now) is Fulfilment.ALREADY_FULFILLED
         assert subscription_state(owner.organization_id)["end"] == sh(2026, 2, 28, 10)
 
 
@@ -450,7 +454,7 @@ def test_limits_follow_the_period_end_before_the_job_runs(app):
 
 def test_a_credit_is_spent_once_even_when_two_credited_orders_are_paid(app, caplog):
     """Two upgrades priced against the same Pro period, both paid: the first is applied;
-    the second is paid (the money arrived) but not applied, for a person to refund."""
+    the second is superseded: not applied, closed (payments refunds its money)."""
     with app.app_context():
         owner = new_member()
         organization_id = owner.organization_id
@@ -459,12 +463,16 @@ def test_a_credit_is_spent_once_even_when_two_credited_orders_are_paid(app, capl
         first = services.create_order(owner, "enterprise", 12, now)
         second = services.create_order(owner, "enterprise", 12, now)
         assert first.credit_fen == second.credit_fen > 0
-        assert services.fulfil_order(first.id, now=now)
+        assert services.fulfil_order(first.id, now=now) is Fulfilment.FULFILLED
         after_first = subscription_state(organization_id)
-        assert services.fulfil_order(second.id, now=now)
+        assert services.fulfil_order(second.id, now=now) is Fulfilment.SUPERSEDED
         assert subscription_state(organization_id) == after_first
-        assert db.session.get(Order, second.id).status == OrderStatus.PAID
+        superseded = db.session.get(Order, second.id)
+        assert (superseded.status, superseded.fulfilled_at) == (OrderStatus.CLOSED, None)
         assert second.out_trade_no in caplog.text
+        # Asked again (another channel's payment): still superseded, still nothing applied.
+        assert services.fulfil_order(second.id, now=now) is Fulfilment.SUPERSEDED
+        assert subscription_state(organization_id) == after_first
 
 
 def test_parallel_zero_amount_upgrades_apply_the_credit_once(app):

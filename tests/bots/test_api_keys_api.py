@@ -243,12 +243,17 @@ def _people_endpoints(app: Flask) -> list[tuple[str, str]]:
 
     Public ones (plans, payment notifies, register, login) take no credentials at all.
     """
-    people_prefixes = ("/api/v1/organizations", "/api/v1/subscriptions", "/api/v1/payments")
+    people_prefixes = (
+        "/api/v1/organizations",
+        "/api/v1/subscriptions",
+        "/api/v1/payments",
+        "/api/v1/billing",
+    )
     people_auth = ("/api/v1/auth/me", "/api/v1/auth/logout", "/api/v1/auth/refresh")
     found = []
     for rule in app.url_map.iter_rules():
         path = rule.rule
-        public = path.endswith(("/plans", "/notify"))
+        public = path.endswith(("/plans", "/notify", "/refund-notify"))
         if (path.startswith(people_prefixes) and not public) or path in people_auth:
             for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
                 found.append((method, path))

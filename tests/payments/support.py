@@ -25,7 +25,7 @@ from webapp.billing import services as billing_services
 from webapp.billing.models import Order
 from webapp.extensions import db
 from webapp.orgs.models import OrganizationMember
-from webapp.payments import wechat
+from webapp.payments import refunds, wechat
 from webapp.payments.models import PaymentEvent, ProviderOrder
 from webapp.payments.sandbox import control
 
@@ -79,10 +79,18 @@ class Shop:
             db.session.commit()
             return result
 
-    def pay(self, out_trade_no: str, *, notify: bool = True, wait: float = 15) -> list[Any]:
-        """A person pays at the sandbox; returns the notify attempts once acknowledged."""
+    def pay(
+        self,
+        out_trade_no: str,
+        *,
+        notify: bool = True,
+        wait: float = 15,
+        channel: str | None = None,
+    ) -> list[Any]:
+        """A person pays at the sandbox (at `channel`, or whichever knows the trade);
+        returns the notify attempts once acknowledged."""
         with self.app.app_context():
-            delivery = control.pay_trade(out_trade_no, notify=notify)
+            delivery = control.pay_trade(out_trade_no, notify=notify, channel=channel)
         if delivery is None:
             return []
         attempts = delivery.wait(wait)
@@ -127,6 +135,41 @@ class Shop:
                 }
                 for event in db.session.scalars(query.order_by(PaymentEvent.id))
             ]
+
+    def refunds(self, order_id: int) -> list[dict[str, Any]]:
+        """The order's refunds, oldest first."""
+        with self.app.app_context():
+            return [
+                {
+                    "id": refund.id,
+                    "channel": refund.channel,
+                    "out_refund_no": refund.out_refund_no,
+                    "amount_fen": refund.amount_fen,
+                    "status": refund.status,
+                    "reason": refund.reason,
+                    "failure_reason": refund.failure_reason,
+                    "payment_id": refund.payment_id,
+                }
+                for refund in refunds.refunds_of(order_id)
+            ]
+
+    def payments(self, order_id: int) -> list[dict[str, Any]]:
+        """The order's payments: the one that paid for it first."""
+        with self.app.app_context():
+            return [
+                {"channel": p.channel, "amount_fen": p.amount_fen, "disposition": p.disposition}
+                for p in refunds.payments_of(order_id)
+            ]
+
+    def refund_events(self, out_refund_no: str) -> list[tuple[str, str, bool]]:
+        """(source, outcome, verified) of a refund's payment events, oldest first."""
+        with self.app.app_context():
+            query = (
+                sa.select(PaymentEvent)
+                .where(PaymentEvent.out_refund_no == out_refund_no)
+                .order_by(PaymentEvent.id)
+            )
+            return [(e.source, e.outcome, e.verified) for e in db.session.scalars(query)]
 
     def provider_orders(self, order_id: int) -> dict[str, datetime | None]:
         """channel → closed_at of the order's provider orders."""

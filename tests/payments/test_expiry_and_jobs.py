@@ -170,6 +170,8 @@ def test_the_worker_schedules_the_payment_jobs() -> None:
     jobs = {(job.func_name, job.interval) for job in scheduler.get_jobs()}
     assert ("webapp.payments.tasks.close_expired_orders", 300) in jobs
     assert ("webapp.payments.tasks.reconcile_pending_orders", 86400) in jobs
+    assert ("webapp.payments.tasks.poll_pending_refunds", 600) in jobs
+    assert ("webapp.payments.tasks.reconcile_bills", 86400) in jobs
 
 
 def test_the_polling_job(shop: Shop, app: Flask) -> None:

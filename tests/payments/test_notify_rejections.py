@@ -350,25 +350,6 @@ def test_alipay_notify_of_an_unpaid_trade_is_acknowledged_only(shop: Shop, statu
     assert shop.subscription(buyer.organization_id)["plan"] == "free"
 
 
-def test_wechat_notify_for_a_closed_order_that_was_paid_fulfils_it(shop: Shop) -> None:
-    """The money arrived: an order closed locally is still fulfilled by a genuine notify."""
-    buyer = shop.buyer()
-    created = buyer.checkout("wechat")
-    shop.pay(created["out_trade_no"], notify=False)
-    with shop.app.app_context():
-        from webapp.billing.models import Order, OrderStatus
-        from webapp.db import utcnow
-
-        order = db.session.get(Order, created["order_id"])
-        assert order is not None
-        order.status, order.closed_at = OrderStatus.CLOSED, utcnow()
-        db.session.commit()
-    attempt = shop.run(control.send_notify, created["out_trade_no"])
-    assert attempt.status == 204
-    assert shop.order(created["order_id"])["status"] == "paid"
-    assert shop.subscription(buyer.organization_id)["plan"] == "pro"
-
-
 def test_alipay_notify_with_nul_is_refused_and_kept_for_audit(shop: Shop) -> None:
     """A NUL in the form (Alipay never sends one) fails verification: `fail`, a rejected
     payment event with the raw body (NUL made storable), and no change to the order."""

@@ -140,8 +140,13 @@ class Order(TimestampMixin, Base):
     paid_at: orm.Mapped[datetime | None] = orm.mapped_column(UTCDateTime())
     closed_at: orm.Mapped[datetime | None] = orm.mapped_column(UTCDateTime())
     fulfilled_at: orm.Mapped[datetime | None] = orm.mapped_column(UTCDateTime())
+    # What an order that started a new period replaced (an upgrade: the lower plan and
+    # the end of its paid period), so that ending this order's period can go back to it.
+    replaced_plan_id: orm.Mapped[int | None] = orm.mapped_column(sa.ForeignKey("plans.id"))
+    replaced_period_end: orm.Mapped[datetime | None] = orm.mapped_column(UTCDateTime())
 
-    plan: orm.Mapped[Plan] = orm.relationship()
+    plan: orm.Mapped[Plan] = orm.relationship(foreign_keys=[plan_id])
+    replaced_plan: orm.Mapped[Plan | None] = orm.relationship(foreign_keys=[replaced_plan_id])
     organization: orm.Mapped[Organization] = orm.relationship()
 
 

@@ -6,12 +6,14 @@
   the current period is credited (rounded up to the fen). Lower plan: paid now,
   starts when the current period ends. Free is never bought: cancelling means
   the organization falls back to free when the paid period ends.
-- `fulfil_order` is the only way an order changes a subscription: exactly once,
-  under row locks, in the caller's transaction.
+- `fulfil_order` is how an order changes a subscription: exactly once, under row
+  locks, in the caller's transaction. `end_order_period` takes an order's months
+  back when an operator refunds it and says so; a refund alone changes nothing.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 import secrets
 from dataclasses import dataclass
@@ -235,46 +237,65 @@ def orders_of(organization_id: int) -> sa.Select[Order]:
     )
 
 
+def lock_order(order_id: int) -> Order:
+    """The order, its row locked until the transaction ends (404 if there is none).
+
+    Re-read under the lock: a copy loaded earlier in this session (to check the
+    amount, say) may be stale.
+    """
+    order = db.session.scalar(
+        sa.select(Order)
+        .where(Order.id == order_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if order is None:
+        raise NotFound(_("Order not found."), error="order_not_found")
+    return order
+
+
+class Fulfilment(enum.StrEnum):
+    FULFILLED = "fulfilled"  # applied now
+    ALREADY_FULFILLED = "already_fulfilled"  # applied before: nothing changed
+    # Paid, but not applicable: the order was closed, or its credit was for a period that
+    # has changed since. Nothing is applied; the order is (or stays) closed and the
+    # payment is refunded (payments).
+    SUPERSEDED = "superseded"
+
+
 def fulfil_order(
     order_id: int,
     *,
     now: datetime | None = None,
     channel: str | None = None,
     provider_trade_no: str | None = None,
-) -> bool:
+) -> Fulfilment:
     """Mark a paid order paid and change the subscription, exactly once.
 
     Safe to call from several processes at once and as often as notifies,
     polls and retries arrive: the order row is locked, and an order that is
-    already fulfilled is left alone (returns False). An order closed locally
-    that the provider reports paid is still fulfilled: the money arrived.
-    The caller commits.
+    already fulfilled is left alone. The caller commits.
     """
-    order = db.session.scalar(
-        sa.select(Order)
-        .where(Order.id == order_id)
-        .with_for_update()
-        # A copy loaded earlier in this session (to check the amount, say) may be stale.
-        .execution_options(populate_existing=True)
-    )
-    if order is None:
-        raise NotFound(_("Order not found."), error="order_not_found")
+    order = lock_order(order_id)
     if order.fulfilled_at is not None:
-        return False
+        return Fulfilment.ALREADY_FULFILLED
+    if order.status == OrderStatus.CLOSED:
+        return Fulfilment.SUPERSEDED
     now = now or utcnow()
     subscription = subscription_of(order.organization_id, lock=True)
-    if _credit_still_applies(subscription, order):
-        _apply_order(subscription, order, now)
-    else:
-        # The money arrived, so the order is paid; but the credit it was priced with was
-        # for a period that has changed since (another order came first). Applying it
-        # would spend that credit twice: leave the subscription for a person to settle.
-        log.error(
-            "order %s paid but not applied: its credit of %s fen no longer matches the "
-            "subscription; refund or apply it by hand",
+    if not _credit_still_applies(subscription, order):
+        # The credit it was priced with was for a period that has changed since (another
+        # order came first): applying it would spend that credit twice.
+        log.warning(
+            "order %s paid but superseded: its credit of %s fen no longer matches the subscription",
             order.out_trade_no,
             order.credit_fen,
         )
+        order.status = OrderStatus.CLOSED
+        order.closed_at = now
+        db.session.flush()
+        return Fulfilment.SUPERSEDED
+    _apply_order(subscription, order, now)
     order.status = OrderStatus.PAID
     order.paid_at = order.paid_at or now
     order.fulfilled_at = now
@@ -282,7 +303,7 @@ def fulfil_order(
     order.channel = channel or order.channel
     order.provider_trade_no = provider_trade_no or order.provider_trade_no
     db.session.flush()
-    return True
+    return Fulfilment.FULFILLED
 
 
 def _credit_still_applies(subscription: Subscription, order: Order) -> bool:
@@ -307,11 +328,66 @@ def _apply_order(subscription: Subscription, order: Order, now: datetime) -> Non
     elif active and end is not None and order.plan_id == subscription.plan_id:
         subscription.current_period_end = add_months(end, order.months, _anchor_day(subscription))
     else:
+        if active and end is not None:  # an upgrade: remember what it replaced
+            order.replaced_plan_id = subscription.plan_id
+            order.replaced_period_end = end
         subscription.plan_id = order.plan_id
         subscription.current_period_start = now
         subscription.current_period_end = add_months(now, order.months)
     subscription.cancel_at_period_end = False
     db.session.expire(subscription, ["plan", "scheduled_plan"])
+
+
+def end_order_period(order_id: int, now: datetime | None = None) -> Subscription:
+    """Take back the months an applied order bought (an operator's refund with --end-plan).
+
+    The only other way than `fulfil_order` that an order changes a subscription. A
+    prepaid lower plan loses the order's months from its scheduled months. Otherwise
+    the current period of the order's plan is shortened by the order's months (with
+    the period's anchor day, so the arithmetic undoes the purchase exactly); if nothing
+    of it is left, the organization goes back to the plan the order replaced (an
+    upgrade's lower plan, until the end that plan was paid for) or, if that is over
+    too, to a prepaid scheduled plan or free, as at any period end.
+    """
+    now = now or utcnow()
+    order = lock_order(order_id)
+    if order.fulfilled_at is None:
+        raise Conflict(_("This order was never applied."), error="order_not_applied")
+    subscription = subscription_of(order.organization_id, lock=True)
+    months = order.months
+    end = subscription.current_period_end
+    scheduled = subscription.scheduled_months or 0
+    if (
+        order.kind == OrderKind.DOWNGRADE
+        and subscription.scheduled_plan_id == order.plan_id
+        and scheduled >= months
+    ):
+        subscription.scheduled_months = (scheduled - months) or None
+        if not subscription.scheduled_months:
+            subscription.scheduled_plan_id = None
+    elif subscription.plan_id == order.plan_id and end is not None and end > now:
+        shortened = add_months(end, -months, _anchor_day(subscription))
+        previous_end = order.replaced_period_end
+        if shortened > now:
+            subscription.current_period_end = shortened
+        elif order.replaced_plan_id is not None and previous_end is not None and previous_end > now:
+            subscription.plan_id = order.replaced_plan_id
+            subscription.current_period_start = now
+            subscription.current_period_end = previous_end
+        else:
+            subscription.current_period_end = now
+            _roll_over(subscription, now)
+    else:
+        raise Conflict(
+            _(
+                "The organization is no longer in the period this order bought; "
+                "change its plan by hand."
+            ),
+            error="order_period_over",
+        )
+    db.session.expire(subscription, ["plan", "scheduled_plan"])
+    db.session.flush()
+    return subscription
 
 
 def grant_plan(organization_id: int, plan_code: str, months: int) -> Order:

@@ -215,6 +215,7 @@ def order(order_id: int) -> str:
         order=found,
         organization=membership.organization,
         period=services.period_if_paid(found),
+        can_manage=membership.role.can_manage_members,
         kind_labels=KIND_LABELS,
         status_labels=ORDER_STATUS_LABELS,
     )

@@ -7,16 +7,17 @@ so `client()` sets `ALIPAY_GATEWAY` on it in this one place.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import requests
 from alipay import AliPay, AliPayConfig
 from flask import current_app
 
 from webapp.billing.periods import SHANGHAI
 from webapp.payments.settings import alipay_settings
-from webapp.payments.wechat import NotifyRejected, ProviderError
+from webapp.payments.wechat import NotifyRejected, ProviderError, RefundRefused
 
 EXTENSION_KEY = "alipay_client"
 PAID_STATES = ("TRADE_SUCCESS", "TRADE_FINISHED")
@@ -40,6 +41,33 @@ class AlipayTrade:
     @property
     def provider_trade_no(self) -> str | None:
         return self.trade_no
+
+    @property
+    def paid_at(self) -> datetime | None:
+        """When Alipay says it was paid (notify: `gmt_payment`; query: `send_pay_date`)."""
+        moment = self.raw.get("gmt_payment") or self.raw.get("send_pay_date")
+        return parse_alipay_time(str(moment or ""))
+
+
+@dataclass(frozen=True)
+class AlipayRefund:
+    """What Alipay says about one refund request (`out_request_no`)."""
+
+    out_request_no: str
+    succeeded: bool  # the money has gone back
+    refund_fen: int | None  # this request's amount, when Alipay states it
+    succeeded_at: datetime | None
+    raw: dict[str, Any]
+
+
+def parse_alipay_time(text: str) -> datetime | None:
+    """Alipay's times: "2018-06-08 10:34:56" in Asia/Shanghai."""
+    for pattern in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"):
+        try:
+            return datetime.strptime(text, pattern).replace(tzinfo=SHANGHAI)
+        except ValueError:
+            continue
+    return None
 
 
 def yuan(amount_fen: int) -> str:
@@ -97,12 +125,18 @@ def page_pay_url(
     return f"{alipay_settings().page_gateway}?{signed}"
 
 
-def _server_call(method: str, **kwargs: Any) -> dict[str, Any]:
+def _server_call(method: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """A server API through the SDK, which verifies the answer's signature."""
     try:
-        result = getattr(client(), method)(**kwargs)
+        result = getattr(client(), method)(*args, **kwargs)
     except Exception as exc:  # the SDK raises its own and urllib errors
         raise ProviderError(f"Alipay request failed: {exc}") from exc
     return dict(result)
+
+
+def _refusal(result: dict[str, Any]) -> str:
+    code = result.get("sub_code") or result.get("code")
+    return f"{code}: {result.get('sub_msg') or result.get('msg')}"
 
 
 def query(out_trade_no: str) -> AlipayTrade | None:
@@ -146,3 +180,87 @@ def verify_notify(form: dict[str, str]) -> AlipayTrade:
     if not verified:
         raise NotifyRejected("bad signature")
     return _trade(form, notified=True)
+
+
+# --- refunds --------------------------------------------------------------------------
+
+# Passing faults: the same out_request_no is sent again later.
+RETRYABLE_REFUND_ERRORS = ("ACQ.SYSTEM_ERROR", "ACQ.RETRY_LATER", "aop.ACQ.SYSTEM_ERROR")
+
+
+def request_refund(
+    out_trade_no: str, out_request_no: str, amount_fen: int, reason: str
+) -> AlipayRefund:
+    """alipay.trade.refund; the same out_request_no again never refunds twice.
+
+    `fund_change` Y means the money went back now; otherwise (already refunded by an
+    earlier attempt, or still under way) the refund query says which.
+    """
+    result = _server_call(
+        "api_alipay_trade_refund",
+        refund_amount=yuan(amount_fen),
+        out_trade_no=out_trade_no,
+        out_request_no=out_request_no,
+        refund_reason=reason[:256],
+    )
+    if result.get("code") != "10000":
+        if result.get("sub_code") in RETRYABLE_REFUND_ERRORS or result.get("code") == "20000":
+            raise ProviderError(f"Alipay refund failed: {_refusal(result)}")
+        raise RefundRefused(_refusal(result))
+    if result.get("fund_change") == "Y":
+        return _refund(out_request_no, True, amount_fen, result)
+    return query_refund(out_trade_no, out_request_no)
+
+
+def _refund(
+    out_request_no: str, succeeded: bool, amount_fen: int | None, result: dict[str, Any]
+) -> AlipayRefund:
+    return AlipayRefund(
+        out_request_no=out_request_no,
+        succeeded=succeeded,
+        refund_fen=amount_fen,
+        succeeded_at=parse_alipay_time(str(result.get("gmt_refund_pay") or "")),
+        raw=result,
+    )
+
+
+def query_refund(out_trade_no: str, out_request_no: str) -> AlipayRefund:
+    """alipay.trade.fastpay.refund.query: succeeded when it states REFUND_SUCCESS (or, as
+    older answers do, the refunded amount without a status); otherwise Alipay has not
+    (or not yet) refunded it."""
+    result = _server_call(
+        "api_alipay_trade_fastpay_refund_query", out_request_no, out_trade_no=out_trade_no
+    )
+    if result.get("code") != "10000":
+        raise ProviderError(f"Alipay refund query failed: {_refusal(result)}")
+    status = result.get("refund_status")
+    amount = fen(str(result.get("refund_amount", "")))
+    succeeded = status == "REFUND_SUCCESS" or (not status and bool(amount))
+    return _refund(out_request_no, succeeded, amount, result)
+
+
+# --- bills -------------------------------------------------------------------------------
+
+BILL_METHOD = "alipay.data.dataservice.bill.downloadurl.query"
+
+
+def trade_bill(bill_date: date) -> bytes | None:
+    """The day's trade bill: the zip of GBK CSV files Alipay serves; None if there is none."""
+    result = _server_call(
+        "server_api", BILL_METHOD, {"bill_type": "trade", "bill_date": bill_date.isoformat()}
+    )
+    if result.get("code") != "10000":
+        if result.get("sub_code") == "isp.bill_not_exist":
+            return None
+        raise ProviderError(f"Alipay bill request failed: {_refusal(result)}")
+    url = str(result.get("bill_download_url", ""))
+    if not url.startswith(("https://", "http://")):
+        raise ProviderError("Alipay answered without a bill_download_url")
+    timeout = current_app.config["PAYMENT_HTTP_TIMEOUT_SECONDS"]
+    try:
+        response = requests.get(url, timeout=(timeout, timeout))
+    except requests.RequestException as exc:
+        raise ProviderError(f"Alipay bill download failed: {exc}") from exc
+    if response.status_code != 200:
+        raise ProviderError(f"Alipay bill download failed: HTTP {response.status_code}")
+    return response.content

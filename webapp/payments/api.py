@@ -10,6 +10,7 @@ text `success` or `fail`) and never 5xx for whatever a caller sends.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from flask import Response, jsonify, request
@@ -26,16 +27,18 @@ from webapp.api import (
 )
 from webapp.billing import services as billing_services
 from webapp.billing.models import Order
-from webapp.billing.schemas import OrderSchema, order_view
+from webapp.billing.schemas import order_view
 from webapp.errors import AppError
 from webapp.extensions import api, db
-from webapp.payments import services
+from webapp.payments import refunds, services
+from webapp.payments.audit import Verdict, record_event
 from webapp.payments.models import Channel, ProviderOrder
 from webapp.payments.schemas import (
     AlipayNotifySchema,
     AlipayPaymentSchema,
     CreatePaymentSchema,
     OrderQuerySchema,
+    PaymentOrderSchema,
     WechatNotifyFailSchema,
     WechatNotifySchema,
     WechatPaymentSchema,
@@ -152,19 +155,25 @@ class PaymentOrder(MethodView):
     decorators = PEOPLE_DECORATORS
 
     @blp.arguments(OrderQuerySchema, location="query")
-    @blp.response(200, OrderSchema)
+    @blp.response(200, PaymentOrderSchema)
     @blp.doc(**PEOPLE_ONLY)
     def get(self, query: dict[str, Any], order_id: int) -> dict[str, Any]:
-        """An order and its payment status (any member)
+        """An order, its payment status and its refunds (any member)
 
         With `refresh=1`, the payment providers are asked first, so a payment whose
-        notify has not arrived yet is taken into account.
+        notify has not arrived yet is taken into account. `refunds` lists money sent
+        back (a second payment of the order, or one an operator refunded);
+        `refunded_fen` is what has gone back so far.
         """
         order = billing_services.order_of(person_membership().organization_id, order_id)
         if query["refresh"]:
             order = services.refresh_order(order.id)
             db.session.commit()
-        return order_view(order)
+        return {
+            **order_view(order),
+            "refunds": refunds.refunds_of(order.id),
+            "refunded_fen": refunds.refunded_fen(order.id),
+        }
 
 
 # --- provider notifies (public) ------------------------------------------------------
@@ -176,24 +185,64 @@ def _wechat_fail(status: int, message: str) -> Response:
     return response
 
 
-def _reject_notify(channel: Channel, reason: str, raw: str = "") -> None:
-    services.record_event(channel, "notify", "rejected", reason=reason, raw=raw)
+def _reject_notify(channel: Channel, reason: str, raw: str = "", source: str = "notify") -> None:
+    record_event(channel, source, "rejected", reason=reason, raw=raw)
     db.session.commit()
+
+
+def _wechat_notify(source: str, handle: Callable[[dict[str, str], str], Verdict]) -> Response:
+    """Read a WeChat Pay notify, have it handled and committed, answer as WeChat Pay expects."""
+    try:
+        body = request.get_data(as_text=True)
+    except RequestEntityTooLarge:
+        _reject_notify(Channel.WECHAT, "body too large", source=source)
+        return _wechat_fail(413, "body too large")
+    if request.mimetype != "application/json":
+        _reject_notify(Channel.WECHAT, f"content type {request.mimetype!r}", body, source)
+        return _wechat_fail(415, "content type must be application/json")
+    try:
+        verdict = handle(dict(request.headers), body)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        log.exception("WeChat Pay %s not processed", source)
+        return _wechat_fail(500, "not processed, please resend")
+    if verdict.accepted:
+        return Response(status=204)
+    return _wechat_fail(400, verdict.reason)
+
+
+def wechat_notify_doc(refused: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The documented answers of a WeChat Pay notify endpoint; `refused` says when 400."""
+
+    def document(view: Callable[..., Any]) -> Callable[..., Any]:
+        for decorate in (
+            blp.doc(**WECHAT_NOTIFY_DOC),
+            blp.alt_response(
+                500, schema=WechatNotifyFailSchema, description="Not processed; resend"
+            ),
+            blp.alt_response(
+                415, schema=WechatNotifyFailSchema, description="Not application/json"
+            ),
+            blp.alt_response(413, schema=WechatNotifyFailSchema, description="Body too large"),
+            blp.alt_response(
+                400,
+                schema=WechatNotifyFailSchema,
+                description=f'Refused ({refused}): `{{"code": "FAIL", "message": ...}}`',
+            ),
+            blp.alt_response(
+                204, description="Accepted: WeChat Pay stops sending it", success=True
+            ),
+        ):
+            view = decorate(view)
+        return view
+
+    return document
 
 
 @blp.route("/wechat/notify")
 class WechatNotify(MethodView):
-    @blp.alt_response(204, description="Accepted: WeChat Pay stops sending it", success=True)
-    @blp.alt_response(
-        400,
-        schema=WechatNotifyFailSchema,
-        description="Refused (bad signature, stale, inconsistent with the order): "
-        '`{"code": "FAIL", "message": ...}`',
-    )
-    @blp.alt_response(413, schema=WechatNotifyFailSchema, description="Body too large")
-    @blp.alt_response(415, schema=WechatNotifyFailSchema, description="Not application/json")
-    @blp.alt_response(500, schema=WechatNotifyFailSchema, description="Not processed; resend")
-    @blp.doc(**WECHAT_NOTIFY_DOC)
+    @wechat_notify_doc("bad signature, stale, inconsistent with the order")
     def post(self) -> Response:
         """WeChat Pay's payment notify (public; verified by the platform signature)
 
@@ -201,24 +250,22 @@ class WechatNotify(MethodView):
         with the APIv3 key. Answers 204 with no body when accepted (also for a repeat),
         else 4xx with `{"code": "FAIL", "message": ...}`, as WeChat Pay expects.
         """
-        try:
-            body = request.get_data(as_text=True)
-        except RequestEntityTooLarge:
-            _reject_notify(Channel.WECHAT, "body too large")
-            return _wechat_fail(413, "body too large")
-        if request.mimetype != "application/json":
-            _reject_notify(Channel.WECHAT, f"content type {request.mimetype!r}", body)
-            return _wechat_fail(415, "content type must be application/json")
-        try:
-            verdict = services.handle_wechat_notify(dict(request.headers), body)
-            db.session.commit()
-        except Exception:
-            db.session.rollback()
-            log.exception("WeChat Pay notify not processed")
-            return _wechat_fail(500, "not processed, please resend")
-        if verdict.accepted:
-            return Response(status=204)
-        return _wechat_fail(400, verdict.reason)
+        return _wechat_notify("notify", services.handle_wechat_notify)
+
+
+@blp.route("/wechat/refund-notify")
+class WechatRefundNotify(MethodView):
+    @wechat_notify_doc("bad signature, stale, unknown refund, inconsistent with it")
+    def post(self) -> Response:
+        """WeChat Pay's refund notify (public; verified by the platform signature)
+
+        Checked exactly as the payment notify (signature over the raw body, 5-minute
+        window, AES-256-GCM resource), then against the refund it names: merchant,
+        order, refund number and amounts. Events REFUND.SUCCESS, REFUND.ABNORMAL and
+        REFUND.CLOSED. Answers 204 when accepted (also for a repeat, which changes
+        nothing), else 4xx `{"code": "FAIL", "message": ...}`.
+        """
+        return _wechat_notify("refund_notify", refunds.handle_wechat_refund_notify)
 
 
 def _alipay_answer(status: int, text: str) -> Response:
@@ -270,6 +317,9 @@ def _too_large(error: RequestEntityTooLarge) -> Any:
     the notify endpoints still answer in their provider's format."""
     if request.endpoint == f"{blp.name}.{WechatNotify.__name__}":
         _reject_notify(Channel.WECHAT, "body too large")
+        return _wechat_fail(413, "body too large")
+    if request.endpoint == f"{blp.name}.{WechatRefundNotify.__name__}":
+        _reject_notify(Channel.WECHAT, "body too large", source="refund_notify")
         return _wechat_fail(413, "body too large")
     if request.endpoint == f"{blp.name}.{AlipayNotify.__name__}":
         _reject_notify(Channel.ALIPAY, "body too large")

@@ -6,6 +6,8 @@ back (the endpoints read the raw body, since the signature covers its exact byte
 
 from marshmallow import Schema, fields, validate
 
+from webapp.billing.schemas import OrderSchema
+
 
 class CreatePaymentSchema(Schema):
     order_id = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
@@ -35,6 +37,25 @@ class WechatPaymentSchema(PaymentSchema):
 
 class AlipayPaymentSchema(PaymentSchema):
     pay_url = fields.String(metadata={"description": "The Alipay cashier: send the browser there"})
+
+
+class RefundSchema(Schema):
+    amount_fen = fields.Integer()
+    status = fields.String(metadata={"description": "pending, succeeded or failed"})
+    reason = fields.String(
+        metadata={
+            "description": "duplicate_payment (the order was paid twice), superseded (paid "
+            "after it was closed or replaced), or the operator's words"
+        }
+    )
+    created_at = fields.AwareDateTime()
+
+
+class PaymentOrderSchema(OrderSchema):
+    refunds = fields.List(fields.Nested(RefundSchema), metadata={"description": "Oldest first"})
+    refunded_fen = fields.Integer(
+        metadata={"description": "Money that has gone back (succeeded refunds)"}
+    )
 
 
 # --- what the providers send and expect back (documentation only) -------------------

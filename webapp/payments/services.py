@@ -2,9 +2,11 @@
 
 A payment is accepted only after the provider's signature is verified and the
 app id, merchant id, order number, amount and currency all match the order.
-Then `billing.services.fulfil_order` runs, which does the rest exactly once,
-whether a notify, a poll or a manual refresh gets there first. Everything a
-provider says is kept in `payment_events`, accepted or not.
+Then it is recorded (`payments`, one row per channel) and
+`billing.services.fulfil_order` runs, which does the rest exactly once, whether a
+notify, a poll or a manual refresh gets there first; money the order cannot use
+(a second channel, a closed or superseded order) is refunded (`refunds`).
+Everything a provider says is kept in `payment_events`, accepted or not.
 """
 
 from __future__ import annotations
@@ -12,16 +14,14 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
 from flask_babel import gettext as _
 
 from webapp.billing.models import Order, OrderStatus
-from webapp.billing.services import fulfil_order, order_of
+from webapp.billing.services import Fulfilment, fulfil_order, lock_order, order_of
 from webapp.config import ConfigurationError
 from webapp.core.jobs import enqueue_after_commit, schedule
 from webapp.core.mail import external_url
@@ -29,8 +29,9 @@ from webapp.db import utcnow
 from webapp.errors import AppError, Conflict
 from webapp.extensions import db
 from webapp.orgs.models import OrganizationMember
-from webapp.payments import alipay, wechat
-from webapp.payments.models import Channel, PaymentEvent, ProviderOrder
+from webapp.payments import alipay, refunds, wechat
+from webapp.payments.audit import Verdict, record_event
+from webapp.payments.models import Channel, Payment, PaymentDisposition, ProviderOrder, RefundReason
 from webapp.payments.settings import alipay_settings, wechat_settings
 from webapp.payments.wechat import NotifyRejected, ProviderError
 
@@ -42,49 +43,8 @@ POLL_DELAYS = (5, 15, 30, 60, 120, 300, 600)
 Trade = wechat.WechatTrade | alipay.AlipayTrade
 
 
-def record_event(
-    channel: str,
-    source: str,
-    outcome: str,
-    *,
-    order: Order | None = None,
-    out_trade_no: str | None = None,
-    verified: bool = False,
-    reason: str = "",
-    raw: str = "",
-    details: dict[str, Any] | None = None,
-) -> PaymentEvent:
-    event = PaymentEvent(
-        order_id=order.id if order is not None else None,
-        channel=channel,
-        source=source,
-        out_trade_no=out_trade_no or (order.out_trade_no if order is not None else None),
-        verified=verified,
-        outcome=outcome,
-        # PostgreSQL text cannot hold NUL, which anyone can post to a notify endpoint.
-        reason=reason[:255].replace("\x00", "\ufffd"),
-        raw=raw.replace("\x00", "\ufffd"),
-        details=details,
-    )
-    db.session.add(event)
-    if outcome == "rejected":
-        log.warning("%s %s rejected for %s: %s", channel, source, out_trade_no, reason)
-    return event
-
-
 def _description(order: Order) -> str:
     return f"智能客服 {order.plan.name} {order.months}个月"
-
-
-def _lock_order(order_id: int) -> Order:
-    order = db.session.scalar(
-        sa.select(Order)
-        .where(Order.id == order_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)  # re-read: the session may hold a stale copy
-    )
-    assert order is not None
-    return order
 
 
 def _payable(order: Order, now: datetime) -> None:
@@ -103,7 +63,7 @@ def start_payment(actor: OrganizationMember, order_id: int, channel: Channel) ->
     provider order, and whichever gets paid is fulfilled.
     """
     actor.require_manager()
-    order = _lock_order(order_of(actor.organization_id, order_id).id)
+    order = lock_order(order_of(actor.organization_id, order_id).id)
     now = utcnow()
     _payable(order, now)
     existing = db.session.scalar(
@@ -155,13 +115,6 @@ def start_payment(actor: OrganizationMember, order_id: int, channel: Channel) ->
 # --- checking what a provider says --------------------------------------------
 
 
-@dataclass(frozen=True)
-class Verdict:
-    accepted: bool  # the message is genuine and consistent with our order
-    outcome: str
-    reason: str = ""
-
-
 def _mismatch_wechat(order: Order, trade: wechat.WechatTrade) -> str | None:
     settings = wechat_settings()
     if trade.mchid != settings.mchid:
@@ -192,7 +145,7 @@ def _mismatch_alipay(order: Order, trade: alipay.AlipayTrade) -> str | None:
 
 
 def _settle(order: Order, channel: str, trade: Trade) -> Verdict:
-    """Fulfil a verified, consistent, paid trade; the order row is locked by the caller."""
+    """Act on a verified, consistent trade; the order row is locked by the caller."""
     mismatch = (
         _mismatch_wechat(order, trade)
         if isinstance(trade, wechat.WechatTrade)
@@ -202,10 +155,57 @@ def _settle(order: Order, channel: str, trade: Trade) -> Verdict:
         return Verdict(False, "rejected", mismatch)
     if not trade.is_paid:
         return Verdict(True, "unpaid")
-    fulfilled = fulfil_order(order.id, channel=channel, provider_trade_no=trade.provider_trade_no)
-    if fulfilled:
+    return Verdict(True, _accept_payment(order, channel, trade))
+
+
+def _accept_payment(order: Order, channel: str, trade: Trade) -> str:
+    """Record the money (once per channel) and fulfil the order with it, exactly once.
+
+    Money that cannot buy anything — a second channel's payment of an order already
+    paid, or a payment of an order closed or superseded meanwhile — is recorded too
+    and refunded in full through its channel by a job, and the managers are told.
+    """
+    known = db.session.scalar(
+        sa.select(Payment).where(Payment.order_id == order.id, Payment.channel == channel)
+    )
+    if known is not None:  # a repeated notify, or a query after one
+        return (
+            "already_fulfilled"
+            if known.disposition == PaymentDisposition.APPLIED
+            else "already_recorded"
+        )
+    if order.fulfilled_at is not None:
+        disposition = PaymentDisposition.DUPLICATE
+    else:
+        fulfilment = fulfil_order(
+            order.id, channel=channel, provider_trade_no=trade.provider_trade_no
+        )
+        disposition = (
+            PaymentDisposition.APPLIED
+            if fulfilment is Fulfilment.FULFILLED
+            else PaymentDisposition.SUPERSEDED
+        )
+    payment = Payment(
+        order_id=order.id,
+        channel=channel,
+        provider_trade_no=trade.provider_trade_no,
+        amount_fen=order.amount_fen,
+        disposition=disposition,
+        paid_at=trade.paid_at or utcnow(),
+    )
+    db.session.add(payment)
+    db.session.flush()
+    if disposition == PaymentDisposition.APPLIED:
         enqueue_after_commit(close_other_provider_orders, order.id, channel)
-    return Verdict(True, "fulfilled" if fulfilled else "already_fulfilled")
+        return "fulfilled"
+    refunds.refund_unwanted_payment(
+        order,
+        payment,
+        RefundReason.DUPLICATE_PAYMENT
+        if disposition == PaymentDisposition.DUPLICATE
+        else RefundReason.SUPERSEDED,
+    )
+    return str(disposition)
 
 
 def _order_by_trade_no(out_trade_no: str) -> Order | None:
@@ -263,7 +263,7 @@ def _provider_orders(order: Order) -> list[ProviderOrder]:
 
 def refresh_order(order_id: int) -> Order:
     """Ask every provider the order was created at; fulfil if one says it is paid."""
-    order = _lock_order(order_id)
+    order = lock_order(order_id)
     if order.fulfilled_at is not None:
         return order
     for provider_order in _provider_orders(order):
@@ -363,8 +363,12 @@ def poll_order(order_id: int, attempt: int) -> None:
 
 
 def close_other_provider_orders(order_id: int, paid_channel: str) -> None:
-    """After one channel is paid, close the order's other provider orders: nobody pays twice."""
-    order = _lock_order(order_id)
+    """After one channel is paid, close the order's other provider orders: nobody pays twice.
+
+    A channel that refuses because it was paid there too (two tabs) is asked, so that
+    payment is recorded, and refunded, even if its notify never comes.
+    """
+    order = lock_order(order_id)
     for provider_order in _provider_orders(order):
         if provider_order.channel == paid_channel or provider_order.closed_at is not None:
             continue
@@ -375,6 +379,12 @@ def close_other_provider_orders(order_id: int, paid_channel: str) -> None:
                 alipay.close(order.out_trade_no)
         except ProviderError as exc:  # paid there too, or already closed: keep the record
             record_event(provider_order.channel, "close", "error", order=order, reason=str(exc))
+            try:
+                _query_and_settle(order, provider_order.channel)
+            except ProviderError as query_error:
+                record_event(
+                    provider_order.channel, "query", "error", order=order, reason=str(query_error)
+                )
             continue
         provider_order.closed_at = utcnow()
         record_event(provider_order.channel, "close", "closed", order=order, verified=True)

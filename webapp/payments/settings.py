@@ -47,6 +47,7 @@ class WechatSettings:
     cert_dir: str | None  # ... else platform-certificate mode
     gateway: str | None  # None: the SDK's own (live) URL
     notify_url: str
+    refund_notify_url: str
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,7 @@ def wechat_settings() -> WechatSettings:
         cert_dir=config.get("WECHATPAY_CERT_DIR") if certificate_mode else None,
         gateway=config.get("WECHATPAY_GATEWAY") or defaults.get("WECHATPAY_GATEWAY"),
         notify_url=base_url + "/api/v1/payments/wechat/notify",
+        refund_notify_url=base_url + "/api/v1/payments/wechat/refund-notify",
     )
 
 

@@ -15,6 +15,7 @@ import segno
 import sqlalchemy as sa
 from flask import Blueprint, flash, jsonify, redirect, render_template, session, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from markupsafe import Markup
 from werkzeug.wrappers import Response
@@ -26,8 +27,8 @@ from webapp.errors import AppError, NotFound
 from webapp.extensions import db
 from webapp.orgs import services as orgs_services
 from webapp.orgs.models import OrganizationMember
-from webapp.payments import services
-from webapp.payments.models import Channel, ProviderOrder
+from webapp.payments import refunds, services
+from webapp.payments.models import Channel, ProviderOrder, Refund, RefundReason, RefundStatus
 from webapp.payments.settings import is_sandbox
 from webapp.portal import CURRENT_ORG_KEY
 
@@ -71,6 +72,52 @@ def payment_state(order: Order) -> str | None:
 @bp.app_template_global()
 def payments_sandbox() -> bool:
     return is_sandbox()
+
+
+REFUND_STATUS_LABELS = {
+    RefundStatus.PENDING: _l("Refunding"),
+    RefundStatus.SUCCEEDED: _l("Refunded"),
+    RefundStatus.FAILED: _l("Refund failed"),
+}
+REFUND_REASON_LABELS = {
+    RefundReason.DUPLICATE_PAYMENT: _l("The order was paid twice: the second payment goes back"),
+    RefundReason.SUPERSEDED: _l(
+        "Paid after the order was closed or replaced: the payment goes back"
+    ),
+}
+REFUNDS_ON_BILLING_PAGE = 20
+
+
+@bp.app_template_global()
+def order_refunds(order: Order) -> list[Refund]:
+    return refunds.refunds_of(order.id)
+
+
+@bp.app_template_global()
+def refunded_orders(organization_id: int) -> list[tuple[Refund, str]]:
+    """The organization's latest refunds, with their orders' numbers."""
+    rows = db.session.execute(
+        sa.select(Refund, Order.out_trade_no)
+        .join(Order, Order.id == Refund.order_id)
+        .where(Order.organization_id == organization_id)
+        .order_by(Refund.created_at.desc(), Refund.id.desc())
+        .limit(REFUNDS_ON_BILLING_PAGE)
+    )
+    return [(refund, out_trade_no) for refund, out_trade_no in rows]
+
+
+@bp.app_template_global()
+def refund_status_label(status: str) -> str:
+    return str(REFUND_STATUS_LABELS.get(RefundStatus(status), status))
+
+
+@bp.app_template_global()
+def refund_reason_label(reason: str) -> str:
+    """The system's reasons in words; an operator's reason as written."""
+    try:
+        return str(REFUND_REASON_LABELS[RefundReason(reason)])
+    except ValueError:
+        return reason
 
 
 def qr_svg(data: str) -> Markup:

@@ -7,10 +7,12 @@ this one place.
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import json
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +57,44 @@ class WechatTrade:
     @property
     def provider_trade_no(self) -> str | None:
         return self.transaction_id
+
+    @property
+    def paid_at(self) -> datetime | None:
+        """When WeChat Pay says it was paid (`success_time`)."""
+        return parse_rfc3339(str(self.raw.get("success_time") or ""))
+
+
+class RefundRefused(Exception):
+    """The provider refused a refund request (not a passing fault); `reason` is its word."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class WechatRefund:
+    """What WeChat Pay says about one refund (its answer, a query or a verified notify)."""
+
+    out_refund_no: str
+    refund_id: str | None
+    status: str  # SUCCESS, PROCESSING, CLOSED, ABNORMAL
+    out_trade_no: str
+    transaction_id: str | None
+    refund_fen: int | None
+    total_fen: int | None
+    succeeded_at: datetime | None
+    mchid: str | None  # notifies name the merchant; answers and queries do not
+    raw: dict[str, Any]
+
+
+def parse_rfc3339(text: str) -> datetime | None:
+    """WeChat Pay's times (2018-06-08T10:34:56+08:00); None unless a zoned time."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
 
 
 def client() -> WeChatPay:
@@ -159,8 +199,8 @@ def close(out_trade_no: str) -> None:
         raise ProviderError(f"WeChat Pay close failed: {_error_message(body)}")
 
 
-def verify_notify(headers: dict[str, str], body: str) -> WechatTrade:
-    """Check a payment notify's signature and freshness and decrypt it, or raise NotifyRejected."""
+def _verified_event(headers: dict[str, str], body: str, event_types: tuple[str, ...]) -> Any:
+    """A notify's signature and freshness checked, its resource decrypted; else NotifyRejected."""
     try:
         timestamp = int(headers.get("Wechatpay-Timestamp", ""))
     except ValueError:
@@ -178,9 +218,109 @@ def verify_notify(headers: dict[str, str], body: str) -> WechatTrade:
         raise NotifyRejected(f"unverifiable notify: {exc}") from None
     if not result:
         raise NotifyRejected("bad signature or undecryptable resource")
-    if result.get("event_type") != "TRANSACTION.SUCCESS":
+    if result.get("event_type") not in event_types:
         raise NotifyRejected(f"unexpected event type {result.get('event_type')!r}")
     resource = result.get("resource")
     if not isinstance(resource, dict):
         raise NotifyRejected("no resource in notify")
-    return _trade(resource)
+    return resource
+
+
+def verify_notify(headers: dict[str, str], body: str) -> WechatTrade:
+    """Check a payment notify's signature and freshness and decrypt it, or raise NotifyRejected."""
+    return _trade(_verified_event(headers, body, ("TRANSACTION.SUCCESS",)))
+
+
+REFUND_EVENTS = ("REFUND.SUCCESS", "REFUND.ABNORMAL", "REFUND.CLOSED")
+
+
+def verify_refund_notify(headers: dict[str, str], body: str) -> WechatRefund:
+    """Check a refund notify exactly as a payment notify, or raise NotifyRejected."""
+    resource = _verified_event(headers, body, REFUND_EVENTS)
+    return _refund(resource, status=str(resource.get("refund_status", "")))
+
+
+# --- refunds ----------------------------------------------------------------------
+
+
+def _refund(data: dict[str, Any], *, status: str | None = None) -> WechatRefund:
+    amount = data.get("amount") or {}
+    refund, total = amount.get("refund"), amount.get("total")
+    refund_id = data.get("refund_id")
+    return WechatRefund(
+        out_refund_no=str(data.get("out_refund_no", "")),
+        refund_id=str(refund_id) if refund_id else None,
+        status=status if status is not None else str(data.get("status", "")),
+        out_trade_no=str(data.get("out_trade_no", "")),
+        transaction_id=data.get("transaction_id"),
+        refund_fen=refund if isinstance(refund, int) else None,
+        total_fen=total if isinstance(total, int) else None,
+        succeeded_at=parse_rfc3339(str(data.get("success_time") or "")),
+        mchid=data.get("mchid"),
+        raw=data,
+    )
+
+
+def _refund_answer(code: int, body: Any, doing: str) -> WechatRefund:
+    """A refund answer: the refund, RefundRefused (a business refusal), or ProviderError."""
+    if code == 200:
+        return _refund(json.loads(body))
+    if code in (401, 429) or code >= 500:  # our signature, the rate limit, their trouble
+        raise ProviderError(f"WeChat Pay {doing} failed: {_error_message(body)}")
+    raise RefundRefused(_error_message(body))
+
+
+def request_refund(
+    out_refund_no: str,
+    out_trade_no: str,
+    transaction_id: str | None,
+    refund_fen: int,
+    total_fen: int,
+    reason: str,
+) -> WechatRefund:
+    """Ask for a refund of `refund_fen` of a paid transaction (idempotent per out_refund_no)."""
+    code, body = _call(
+        client().refund,
+        out_refund_no=out_refund_no,
+        amount={"refund": refund_fen, "total": total_fen, "currency": "CNY"},
+        transaction_id=transaction_id,
+        out_trade_no=out_trade_no,
+        reason=reason[:80],
+        notify_url=wechat_settings().refund_notify_url,
+    )
+    return _refund_answer(code, body, "refund")
+
+
+def query_refund(out_refund_no: str) -> WechatRefund | None:
+    """The provider's view of a refund; None if it never received it."""
+    code, body = _call(client().query_refund, out_refund_no=out_refund_no)
+    if code == 404:
+        return None
+    return _refund_answer(code, body, "refund query")
+
+
+# --- bills ---------------------------------------------------------------------------
+
+
+def trade_bill(bill_date: date) -> str | None:
+    """The day's trade bill (all payments and refunds) as CSV text; None if the day
+    had none. The download is checked against the SHA1 the bill request gave."""
+    code, body = _call(client().trade_bill, bill_date=bill_date.isoformat(), tar_type="GZIP")
+    if code == 400 and "NO_STATEMENT_EXIST" in str(body):
+        return None
+    if code != 200:
+        raise ProviderError(f"WeChat Pay bill request failed: {_error_message(body)}")
+    answer = json.loads(body)
+    code, content = _call(client().download_bill, url=str(answer.get("download_url", "")))
+    if code != 200 or not isinstance(content, bytes):
+        raise ProviderError(f"WeChat Pay bill download failed: {_error_message(content)}")
+    try:
+        raw = gzip.decompress(content)
+    except (OSError, EOFError) as exc:
+        raise ProviderError(f"WeChat Pay bill download is not gzip: {exc}") from None
+    if (
+        answer.get("hash_type") != "SHA1"
+        or hashlib.sha1(raw).hexdigest() != str(answer.get("hash_value", "")).lower()
+    ):
+        raise ProviderError("WeChat Pay bill download does not match its SHA1 hash")
+    return raw.decode("utf-8-sig")

@@ -20,6 +20,7 @@ import json
 import re
 import secrets
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -29,20 +30,27 @@ from flask import Blueprint, Response, abort, current_app, redirect, render_temp
 from werkzeug.exceptions import HTTPException
 
 from webapp.errors import render_error_page
+from webapp.payments.sandbox import bills
 from webapp.payments.sandbox import notify as delivery
 from webapp.payments.sandbox.common import (
     SANDBOX_PREFIX,
     SANDBOX_SELLER_ID,
+    SHANGHAI,
     SandboxError,
     alipay_time,
     current_keys,
     current_store,
+    fen_of,
     now,
     parse_alipay_time,
+    parse_rfc3339,
+    rfc3339,
+    yuan_text,
 )
 from webapp.payments.sandbox.crypto import random_digits, rsa_sign, rsa_verify
 from webapp.payments.sandbox.keys import SandboxKeys
-from webapp.payments.sandbox.store import AlipayTradeRecord, Store
+from webapp.payments.sandbox.refunds import RefundMode, new_refund_id, refund_mode, settle
+from webapp.payments.sandbox.store import AlipayTradeRecord, RefundRecord, Store
 
 bp = Blueprint("alipay", __name__, url_prefix="/alipay")
 
@@ -360,6 +368,156 @@ def trade_precreate(
     }
 
 
+def _refund_answer(
+    store: Store, record: AlipayTradeRecord, fund_change: bool, amount: int
+) -> dict[str, Any]:
+    answer: dict[str, Any] = {
+        "code": "10000",
+        "msg": "Success",
+        "buyer_logon_id": record.buyer_logon_id,
+        "buyer_user_id": record.buyer_id,
+        "fund_change": "Y" if fund_change else "N",
+        "out_trade_no": record.out_trade_no,
+        "refund_fee": yuan_text(store.refunded("alipay", record.out_trade_no, ("SUCCESS",))),
+        "trade_no": record.trade_no,
+    }
+    if fund_change:
+        answer["gmt_refund_pay"] = alipay_time(now())
+        answer["send_back_fee"] = yuan_text(amount)
+    return answer
+
+
+def trade_refund(
+    keys: SandboxKeys, store: Store, biz: dict[str, Any], params: dict[str, str]
+) -> dict[str, Any]:
+    """alipay.trade.refund: idempotent per out_request_no (which defaults to the trade's
+    number); refunds of a trade never more than it; the refund mode decides the rest."""
+    if not biz.get("out_trade_no") and not biz.get("trade_no"):
+        return _missing("out-trade-no").fields()
+    if not biz.get("refund_amount"):
+        return _missing("refund-amount").fields()
+    requested = _amount(biz["refund_amount"])
+    if requested is None:
+        return _business("ACQ.INVALID_PARAMETER", "参数无效：refund_amount").fields()
+    record = _lookup(store, biz)
+    if record is None:
+        return _business("ACQ.TRADE_NOT_EXIST", "交易不存在").fields()
+    amount = fen_of(str(requested))
+    number = str(biz.get("out_request_no") or record.out_trade_no)
+    existing = store.refund("alipay", number)
+    if existing is not None:
+        if existing.out_trade_no != record.out_trade_no or existing.amount != amount:
+            return _business("ACQ.DISCORDANT_REPEAT_REQUEST", "请求信息不一致").fields()
+        return _refund_answer(store, record, False, amount)
+    if record.trade_status != "TRADE_SUCCESS":
+        return _business("ACQ.TRADE_STATUS_ERROR", "交易状态不合法").fields()
+    if refund_mode(store, "alipay") is RefundMode.INSUFFICIENT_BALANCE:
+        return _business("ACQ.SELLER_BALANCE_NOT_ENOUGH", "卖家余额不足").fields()
+    refund = RefundRecord(
+        channel="alipay",
+        out_refund_no=number,
+        out_trade_no=record.out_trade_no,
+        refund_id=new_refund_id(),
+        amount=amount,
+        total=fen_of(record.total_amount),
+        reason=str(biz.get("refund_reason") or ""),
+        notify_url=None,
+        public_key_mode=False,
+        status="PROCESSING",
+        created_at=rfc3339(now()),
+        success_time=None,
+    )
+    outcome = store.insert_refund_within(refund)
+    if outcome == "exceeds":
+        return _business("ACQ.REFUND_AMT_NOT_EQUAL_TOTAL", "退款金额超限").fields()
+    if outcome == "exists":
+        return _refund_answer(store, record, False, amount)
+    done = refund_mode(store, "alipay") is RefundMode.SUCCEED
+    if done:
+        settle(store, "alipay", number, "SUCCESS")
+    return _refund_answer(store, record, done, amount)
+
+
+def refund_query(keys: SandboxKeys, store: Store, biz: dict[str, Any]) -> dict[str, Any]:
+    """alipay.trade.fastpay.refund.query: the refund's amount and REFUND_SUCCESS once done;
+    only the numbers while Alipay has not (or not yet) refunded it."""
+    if not biz.get("out_request_no"):
+        return _missing("out-request-no").fields()
+    if not biz.get("out_trade_no") and not biz.get("trade_no"):
+        return _missing("out-trade-no").fields()
+    record = _lookup(store, biz)
+    if record is None:
+        return _business("ACQ.TRADE_NOT_EXIST", "交易不存在").fields()
+    answer: dict[str, Any] = {
+        "code": "10000",
+        "msg": "Success",
+        "out_request_no": str(biz["out_request_no"]),
+        "out_trade_no": record.out_trade_no,
+        "trade_no": record.trade_no,
+    }
+    refund = store.refund("alipay", str(biz["out_request_no"]))
+    if (
+        refund is not None
+        and refund.out_trade_no == record.out_trade_no
+        and refund.status == "SUCCESS"
+    ):
+        answer.update(
+            refund_amount=yuan_text(refund.amount),
+            refund_status="REFUND_SUCCESS",
+            total_amount=record.total_amount,
+            gmt_refund_pay=alipay_time(parse_rfc3339(refund.success_time or "") or now()),
+        )
+    return answer
+
+
+def bill_download_url(keys: SandboxKeys, store: Store, biz: dict[str, Any]) -> dict[str, Any]:
+    """alipay.data.dataservice.bill.downloadurl.query (trade bills of a day, up to today)."""
+    if biz.get("bill_type") != "trade":
+        return _invalid("isv.invalid-parameter", "沙箱仅支持 bill_type=trade").fields()
+    try:
+        day = date.fromisoformat(str(biz.get("bill_date") or ""))
+    except ValueError:
+        return _invalid("isv.invalid-parameter", "bill_date 须为 yyyy-MM-dd").fields()
+    if day > now().astimezone(SHANGHAI).date():
+        return _business("isp.bill_not_exist", "账单不存在").fields()
+    prefix = day.isoformat()
+    trades = [t for t in store.trades_paid_on("alipay", prefix) if t is not None]
+    refunds = store.refunds_succeeded_on("alipay", prefix)
+    if not trades and not refunds:
+        return _business("isp.bill_not_exist", "账单不存在").fields()
+    referenced = {
+        trade.out_trade_no: trade
+        for trade in (store.alipay_trade(r.out_trade_no) for r in refunds)
+        if trade is not None
+    }
+    content = bills.alipay_bill(SANDBOX_SELLER_ID, day, trades, refunds, referenced)
+    token = secrets.token_urlsafe(24)
+    store.save_bill(token, "alipay", content)
+    return {
+        "code": "10000",
+        "msg": "Success",
+        # On the server the SDK called: the merchant's server downloads it, not a browser.
+        "bill_download_url": request.url_root.rstrip("/")
+        + SANDBOX_PREFIX
+        + "/alipay/bill/"
+        + token,
+    }
+
+
+@bp.get("/bill/<token>")
+def bill_file(token: str) -> Any:
+    """The bill's zip, for whoever holds the link (as Alipay's download links)."""
+    content = current_store().bill(token, "alipay")
+    if content is None:
+        abort(404)
+    return Response(
+        content,
+        200,
+        content_type="application/zip",
+        headers={"Content-Disposition": f"attachment; filename={token}.zip"},
+    )
+
+
 def cashier_url(token: str) -> str:
     return current_app.config["BASE_URL"] + SANDBOX_PREFIX + "/alipay/cashier/" + token
 
@@ -368,6 +526,13 @@ SERVER_APIS = {
     "alipay.trade.query": lambda keys, store, biz, params: trade_query(keys, store, biz),
     "alipay.trade.close": lambda keys, store, biz, params: trade_close(keys, store, biz),
     "alipay.trade.precreate": trade_precreate,
+    "alipay.trade.refund": trade_refund,
+    "alipay.trade.fastpay.refund.query": lambda keys, store, biz, params: refund_query(
+        keys, store, biz
+    ),
+    "alipay.data.dataservice.bill.downloadurl.query": lambda keys, store, biz, params: (
+        bill_download_url(keys, store, biz)
+    ),
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from flask import current_app
@@ -63,3 +64,8 @@ def parse_rfc3339(text: str) -> datetime | None:
 def yuan_text(fen: int) -> str:
     """1990 → "19.90"."""
     return f"{fen // 100}.{fen % 100:02d}"
+
+
+def fen_of(yuan: str) -> int:
+    """ "199.00" → 19900, for amounts the gateway has already validated."""
+    return int(Decimal(yuan) * 100)

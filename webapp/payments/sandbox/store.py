@@ -78,6 +78,32 @@ CREATE TABLE IF NOT EXISTS notify_attempts (
     created_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS notify_attempts_trade ON notify_attempts (out_trade_no);
+CREATE TABLE IF NOT EXISTS refunds (
+    channel TEXT NOT NULL,
+    out_refund_no TEXT NOT NULL,
+    out_trade_no TEXT NOT NULL,
+    refund_id TEXT NOT NULL UNIQUE,
+    amount INTEGER NOT NULL,
+    total INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    notify_url TEXT,
+    public_key_mode INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    success_time TEXT,
+    PRIMARY KEY (channel, out_refund_no)
+);
+CREATE INDEX IF NOT EXISTS refunds_trade ON refunds (channel, out_trade_no);
+CREATE TABLE IF NOT EXISTS settings (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS bills (
+    token TEXT PRIMARY KEY,
+    channel TEXT NOT NULL,
+    content BLOB NOT NULL,
+    created_at TEXT NOT NULL
+);
 """
 
 
@@ -125,6 +151,26 @@ class AlipayTradeRecord:
     gmt_payment: str | None
     gmt_close: str | None
     created_at: str
+
+
+@dataclass(frozen=True)
+class RefundRecord:
+    channel: str  # wechat or alipay
+    out_refund_no: str  # WeChat Pay's out_refund_no, Alipay's out_request_no
+    out_trade_no: str
+    refund_id: str  # WeChat Pay's refund_id (Alipay has none; kept unique anyway)
+    amount: int  # fen
+    total: int  # the trade's total, fen
+    reason: str
+    notify_url: str | None
+    public_key_mode: bool
+    status: str  # PROCESSING, SUCCESS, CLOSED, ABNORMAL
+    created_at: str  # RFC 3339, Asia/Shanghai
+    success_time: str | None  # RFC 3339, Asia/Shanghai
+
+
+# What a refund holds of its trade's money: failed ones give it back.
+HOLDING_REFUND_STATES = ("PROCESSING", "SUCCESS")
 
 
 @dataclass(frozen=True)
@@ -332,6 +378,153 @@ class Store:
             time_expire,
             out_trade_no,
         )
+
+    def close_refunded_alipay_trade(self, out_trade_no: str, gmt_close: str) -> bool:
+        """A paid trade refunded in full is closed (TRADE_CLOSED), as Alipay does."""
+        return self._update(
+            "UPDATE alipay_trades SET trade_status = 'TRADE_CLOSED', gmt_close = ?"
+            " WHERE out_trade_no = ? AND trade_status = 'TRADE_SUCCESS'",
+            gmt_close,
+            out_trade_no,
+        )
+
+    def mark_wechat_trade_refunded(self, out_trade_no: str) -> bool:
+        """A paid trade with a refund is REFUND (转入退款), as WeChat Pay shows it."""
+        return self._update(
+            "UPDATE wechat_trades SET trade_state = 'REFUND'"
+            " WHERE out_trade_no = ? AND trade_state = 'SUCCESS'",
+            out_trade_no,
+        )
+
+    def trades_paid_on(self, channel: str, day_prefix: str) -> list[Any]:
+        """The trades paid on a day (Asia/Shanghai), by the date prefix of their payment time."""
+        if channel == "wechat":
+            sql = "SELECT * FROM wechat_trades WHERE success_time LIKE ? ORDER BY success_time"
+            kind: type[Any] = WechatTradeRecord
+        else:
+            sql = "SELECT * FROM alipay_trades WHERE gmt_payment LIKE ? ORDER BY gmt_payment"
+            kind = AlipayTradeRecord
+        with self.connect() as connection:
+            rows = connection.execute(sql, (day_prefix + "%",)).fetchall()
+        return [_record(kind, row) for row in rows]
+
+    # --- refunds -------------------------------------------------------------------------
+
+    def refund(self, channel: str, out_refund_no: str) -> RefundRecord | None:
+        return self._one(
+            RefundRecord,
+            "SELECT * FROM refunds WHERE channel = ? AND out_refund_no = ?",
+            channel,
+            out_refund_no,
+        )
+
+    def refunds(
+        self, channel: str | None = None, out_trade_no: str | None = None
+    ) -> list[RefundRecord]:
+        sql, args = "SELECT * FROM refunds WHERE 1 = 1", list[str]()
+        if channel is not None:
+            sql, args = sql + " AND channel = ?", [*args, channel]
+        if out_trade_no is not None:
+            sql, args = sql + " AND out_trade_no = ?", [*args, out_trade_no]
+        with self.connect() as connection:
+            rows = connection.execute(sql + " ORDER BY created_at, rowid", args).fetchall()
+        return [r for r in (_record(RefundRecord, row) for row in rows) if r is not None]
+
+    def refunds_succeeded_on(self, channel: str, day_prefix: str) -> list[RefundRecord]:
+        with self.connect() as connection:
+            rows = connection.execute(
+                "SELECT * FROM refunds WHERE channel = ? AND status = 'SUCCESS'"
+                " AND success_time LIKE ? ORDER BY success_time",
+                (channel, day_prefix + "%"),
+            ).fetchall()
+        return [r for r in (_record(RefundRecord, row) for row in rows) if r is not None]
+
+    def refunded(self, channel: str, out_trade_no: str, states: tuple[str, ...]) -> int:
+        marks = ", ".join("?" for _ in states)
+        with self.connect() as connection:
+            row = connection.execute(
+                "SELECT COALESCE(SUM(amount), 0) FROM refunds WHERE channel = ?"
+                f" AND out_trade_no = ? AND status IN ({marks})",
+                (channel, out_trade_no, *states),
+            ).fetchone()
+        return int(row[0])
+
+    def insert_refund_within(self, record: RefundRecord) -> str:
+        """Add a refund unless its trade's refunds would exceed the total, atomically:
+        "created", "exists" (the number is taken) or "exceeds"."""
+        values = {f.name: getattr(record, f.name) for f in fields(record)}
+        with self.connect() as connection:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                taken = connection.execute(
+                    "SELECT 1 FROM refunds WHERE channel = ? AND out_refund_no = ?",
+                    (record.channel, record.out_refund_no),
+                ).fetchone()
+                held = connection.execute(
+                    "SELECT COALESCE(SUM(amount), 0) FROM refunds WHERE channel = ?"
+                    " AND out_trade_no = ? AND status IN (?, ?)",
+                    (record.channel, record.out_trade_no, *HOLDING_REFUND_STATES),
+                ).fetchone()[0]
+                if taken is not None:
+                    outcome = "exists"
+                elif held + record.amount > record.total:
+                    outcome = "exceeds"
+                else:
+                    connection.execute(
+                        f"INSERT INTO refunds ({', '.join(values)})"
+                        f" VALUES ({', '.join('?' for _ in values)})",
+                        tuple(values.values()),
+                    )
+                    outcome = "created"
+                connection.execute("COMMIT")
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+        return outcome
+
+    def settle_refund(
+        self, channel: str, out_refund_no: str, status: str, success_time: str | None
+    ) -> bool:
+        """PROCESSING → SUCCESS, CLOSED or ABNORMAL; False if it was not processing."""
+        return self._update(
+            "UPDATE refunds SET status = ?, success_time = ?"
+            " WHERE channel = ? AND out_refund_no = ? AND status = 'PROCESSING'",
+            status,
+            success_time,
+            channel,
+            out_refund_no,
+        )
+
+    # --- behaviour switches (refund outcomes) and bills ----------------------------------
+
+    def setting(self, name: str, default: str) -> str:
+        with self.connect() as connection:
+            row = connection.execute(
+                "SELECT value FROM settings WHERE name = ?", (name,)
+            ).fetchone()
+        return str(row[0]) if row is not None else default
+
+    def set_setting(self, name: str, value: str) -> None:
+        with self.connect() as connection:
+            connection.execute(
+                "INSERT INTO settings (name, value) VALUES (?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                (name, value),
+            )
+
+    def save_bill(self, token: str, channel: str, content: bytes) -> None:
+        with self.connect() as connection:
+            connection.execute(
+                "INSERT INTO bills (token, channel, content, created_at) VALUES (?, ?, ?, ?)",
+                (token, channel, content, utc_now_text()),
+            )
+
+    def bill(self, token: str, channel: str) -> bytes | None:
+        with self.connect() as connection:
+            row = connection.execute(
+                "SELECT content FROM bills WHERE token = ? AND channel = ?", (token, channel)
+            ).fetchone()
+        return bytes(row[0]) if row is not None else None
 
     # --- platform certificates (rotations; the first one lives in the keys file) -------
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from flask import Blueprint, Flask, current_app
 
-from webapp.payments.sandbox import alipay, wechatpay
+from webapp.payments.sandbox import alipay, console, wechatpay, wechatpay_refunds
 from webapp.payments.sandbox.common import (
     ALIPAY_SANDBOX_PATH,
     SANDBOX_PREFIX,
@@ -27,7 +27,9 @@ from webapp.payments.settings import is_sandbox, register_settings_source
 
 bp = Blueprint("sandbox", __name__, url_prefix=SANDBOX_PREFIX)
 bp.register_blueprint(wechatpay.bp)
+bp.register_blueprint(wechatpay_refunds.bp)
 bp.register_blueprint(alipay.bp)
+bp.register_blueprint(console.bp)
 
 CSRF_EXEMPT_VIEWS = (
     wechatpay.native,
@@ -35,6 +37,10 @@ CSRF_EXEMPT_VIEWS = (
     wechatpay.query_by_transaction_id,
     wechatpay.close,
     wechatpay.certificates,
+    wechatpay_refunds.create_refund,
+    wechatpay_refunds.query_refund,
+    wechatpay_refunds.trade_bill,
+    wechatpay_refunds.download_bill,
     alipay.gateway,
 )
 

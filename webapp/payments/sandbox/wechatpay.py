@@ -59,7 +59,13 @@ bp = Blueprint("wechatpay", __name__, url_prefix="/wechatpay")
 SIGNATURE_TYPE = "WECHATPAY2-SHA256-RSA2048"
 MAX_CLOCK_SKEW_SECONDS = 300
 OUT_TRADE_NO = re.compile(r"^[0-9A-Za-z_\-|*]{6,32}$")
-TRADE_STATE_DESC = {"NOTPAY": "订单未支付", "SUCCESS": "支付成功", "CLOSED": "订单已关闭"}
+TRADE_STATE_DESC = {
+    "NOTPAY": "订单未支付",
+    "SUCCESS": "支付成功",
+    "REFUND": "转入退款",
+    "CLOSED": "订单已关闭",
+}
+PAID_STATES = ("SUCCESS", "REFUND")  # a refunded trade was paid all the same
 ACCEPTED_NOTIFY_STATUSES = (200, 204)
 
 
@@ -218,7 +224,7 @@ def gateway_api(view: Callable[..., Response]) -> Callable[..., Response]:
 
 def transaction_json(record: WechatTradeRecord) -> dict[str, Any]:
     """The transaction as the query API returns it (and the notify encrypts it)."""
-    paid = record.trade_state == "SUCCESS"
+    paid = record.trade_state in PAID_STATES
     amount: dict[str, Any] = {
         "currency": record.currency,
         "payer_currency": record.currency,
@@ -298,18 +304,29 @@ def _repeat(call: Call, existing: WechatTradeRecord, params: str) -> Response:
     return call.respond(200, {"code_url": code_url(existing.token)})
 
 
-@bp.post("/v3/pay/transactions/native")
-@gateway_api
-def native(call: Call) -> Response:
+def json_object(
+    call: Call, problem_of: Callable[[dict[str, Any]], str | None]
+) -> dict[str, Any] | Response:
+    """The request's JSON object, or WeChat Pay's PARAM_ERROR answer (not JSON, not an
+    object, or what `problem_of` finds wrong with it)."""
     try:
         data = json.loads(request.get_data(as_text=True))
     except ValueError:
         return call.error(400, "PARAM_ERROR", "请求体不是合法的 JSON")
     if not isinstance(data, dict):
         return call.error(400, "PARAM_ERROR", "请求体须为 JSON 对象")
-    problem = _native_problem(data)
+    problem = problem_of(data)
     if problem is not None:
         return call.error(400, "PARAM_ERROR", problem)
+    return data
+
+
+@bp.post("/v3/pay/transactions/native")
+@gateway_api
+def native(call: Call) -> Response:
+    data = json_object(call, _native_problem)
+    if isinstance(data, Response):
+        return data
     if data["mchid"] != call.keys.wechat_mchid:
         return call.error(400, "MCH_NOT_EXISTS", "商户号不存在")
     if data["appid"] != call.keys.wechat_appid:
@@ -448,67 +465,107 @@ class SignedNotify:
         return response.status_code, response.text
 
 
-def _deep_merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+def deep_merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     merged = dict(base)
     for key, value in changes.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
+            merged[key] = deep_merge(merged[key], value)
         else:
             merged[key] = value
     return merged
 
 
+NOTIFY_SUMMARIES = {
+    "TRANSACTION.SUCCESS": "支付成功",
+    "REFUND.SUCCESS": "退款成功",
+    "REFUND.ABNORMAL": "退款异常",
+    "REFUND.CLOSED": "退款关闭",
+}
+
+
 def notify_body(
     keys: SandboxKeys,
-    transaction: dict[str, Any],
+    resource: dict[str, Any],
     *,
     event_type: str = "TRANSACTION.SUCCESS",
+    original_type: str = "transaction",
     apiv3_key: str | None = None,
     tamper_ciphertext: bool = False,
 ) -> str:
-    plaintext = _dumps(transaction)
+    """The notify's JSON: the resource (a transaction or a refund) AES-256-GCM encrypted
+    with the APIv3 key, its original type as the associated data."""
+    plaintext = _dumps(resource)
     nonce, ciphertext = aes_gcm_encrypt(
-        apiv3_key or keys.wechat_apiv3_key, plaintext, "transaction"
+        apiv3_key or keys.wechat_apiv3_key, plaintext, original_type
     )
     if tamper_ciphertext:  # flip a character: the GCM tag no longer matches
         ciphertext = ("B" if ciphertext[0] == "A" else "A") + ciphertext[1:]
-    summary = "支付成功" if event_type == "TRANSACTION.SUCCESS" else event_type
     return _dumps(
         {
             "id": str(uuid.uuid4()),
             "create_time": rfc3339(now()),
             "resource_type": "encrypt-resource",
             "event_type": event_type,
-            "summary": summary,
+            "summary": NOTIFY_SUMMARIES.get(event_type, event_type),
             "resource": {
-                "original_type": "transaction",
+                "original_type": original_type,
                 "algorithm": "AEAD_AES_256_GCM",
                 "ciphertext": ciphertext,
-                "associated_data": "transaction",
+                "associated_data": original_type,
                 "nonce": nonce,
             },
         }
     )
 
 
-def outgoing_notify(
-    keys: SandboxKeys, store: Store, record: WechatTradeRecord, url: str | None = None
+def signed_notify(
+    keys: SandboxKeys,
+    store: Store,
+    body: str,
+    url: str,
+    *,
+    public_key_mode: bool,
+    timestamp: int | None = None,
+    signing_key: str | None = None,
+    serial: str | None = None,
+    tamper_body: bool = False,
+) -> SignedNotify:
+    """A notify body signed as WeChat Pay signs it, or as a forger would (see build_notify)."""
+    identity = signing_identity(keys, store, public_key_mode)
+    if signing_key is not None or serial is not None:
+        identity = SigningIdentity(serial or identity.serial, signing_key or identity.private_key)
+    headers = signature_headers(identity, body, timestamp=timestamp)
+    headers["Content-Type"] = "application/json"
+    if tamper_body:
+        body = body.replace('"summary":"', '"summary":"!', 1)
+    return SignedNotify(headers, body, url)
+
+
+def outgoing(
+    keys: SandboxKeys, store: Store, number: str, body: str, url: str, public_key_mode: bool
 ) -> delivery.OutgoingNotify:
-    """The payment notify of a trade; every attempt is signed afresh (new timestamp)."""
-    body = notify_body(keys, transaction_json(record))
+    """A notify to deliver; every attempt is signed afresh (new timestamp)."""
 
     def build() -> tuple[dict[str, str], bytes]:
-        identity = signing_identity(keys, store, record.public_key_mode)
-        headers = signature_headers(identity, body)
-        headers["Content-Type"] = "application/json"
-        return headers, body.encode()
+        notify = signed_notify(keys, store, body, url, public_key_mode=public_key_mode)
+        return notify.headers, notify.body.encode()
 
     return delivery.OutgoingNotify(
         channel="wechat",
-        out_trade_no=record.out_trade_no,
-        url=url or record.notify_url,
+        out_trade_no=number,
+        url=url,
         build=build,
         accepted=lambda status, _text: status in ACCEPTED_NOTIFY_STATUSES,
+    )
+
+
+def outgoing_notify(
+    keys: SandboxKeys, store: Store, record: WechatTradeRecord, url: str | None = None
+) -> delivery.OutgoingNotify:
+    """The payment notify of a trade."""
+    body = notify_body(keys, transaction_json(record))
+    return outgoing(
+        keys, store, record.out_trade_no, body, url or record.notify_url, record.public_key_mode
     )
 
 
@@ -564,7 +621,7 @@ def build_notify(
     record = store.wechat_trade(out_trade_no)
     if record is not None:
         base = transaction_json(record)
-        if record.trade_state != "SUCCESS":  # a notify only ever reports a payment
+        if record.trade_state not in PAID_STATES:  # a notify only ever reports a payment
             base = transaction_json(
                 _as_paid(record, _new_transaction_id(), rfc3339(now()), "o" + random_string(27))
             )
@@ -599,19 +656,22 @@ def build_notify(
         url = current_app.config["BASE_URL"] + "/api/v1/payments/wechat/notify"
     body = notify_body(
         keys,
-        _deep_merge(base, transaction or {}),
+        deep_merge(base, transaction or {}),
         event_type=event_type,
         apiv3_key=apiv3_key,
         tamper_ciphertext=tamper_ciphertext,
     )
-    identity = signing_identity(keys, store, mode)
-    if signing_key is not None or serial is not None:
-        identity = SigningIdentity(serial or identity.serial, signing_key or identity.private_key)
-    headers = signature_headers(identity, body, timestamp=timestamp)
-    headers["Content-Type"] = "application/json"
-    if tamper_body:
-        body = body.replace('"summary":"', '"summary":"!', 1)
-    return SignedNotify(headers, body, url)
+    return signed_notify(
+        keys,
+        store,
+        body,
+        url,
+        public_key_mode=mode,
+        timestamp=timestamp,
+        signing_key=signing_key,
+        serial=serial,
+        tamper_body=tamper_body,
+    )
 
 
 def _as_paid(
@@ -633,8 +693,10 @@ def send_notify(out_trade_no: str, url: str | None = None) -> delivery.NotifyAtt
     record = store.wechat_trade(out_trade_no)
     if record is None:
         raise SandboxError(f"unknown WeChat Pay trade {out_trade_no}")
-    if record.trade_state != "SUCCESS":
+    if record.trade_state not in PAID_STATES:
         raise SandboxError(f"trade {out_trade_no} is not paid")
+    # The notify reports the payment as it was, refunded since or not.
+    record = WechatTradeRecord(**{**record.__dict__, "trade_state": "SUCCESS"})
     attempt = len(store.attempts(out_trade_no)) + 1
     return delivery.send_once(outgoing_notify(keys, store, record, url), store, attempt)
 
