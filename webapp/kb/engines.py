@@ -28,24 +28,25 @@ is short and mostly essential.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import logging
 import math
 import threading
 from collections import Counter, OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 import bm25s
 import numpy as np
 import sqlalchemy as sa
-from flask import current_app
 from flask_babel import gettext as _
 
 from webapp.bots.models import Bot
 from webapp.extensions import db
+from webapp.kb import calibration
 from webapp.kb.models import FaqEntry
 from webapp.kb.text import tokenize
 
@@ -54,6 +55,7 @@ logging.getLogger("bm25s").setLevel(logging.WARNING)
 CANDIDATES = 5  # matches kept per question (the best, and the runners-up "try it" shows)
 MAX_SUGGESTIONS = 3  # entries offered when the bot is unsure
 MAX_CACHED_INDEXES = 256  # bots whose index a process keeps
+MAX_CACHED_ENTRIES = 50_000  # and entries in all those indexes
 
 
 @dataclass(frozen=True)
@@ -114,21 +116,38 @@ def lost_answer(bot: Bot, matches: tuple[Match, ...], engine: str) -> Answer:
     return Answer(fallback_text(bot), confidence, None, Band.LOST, matches, engine)
 
 
+def choose(
+    matches: Sequence[Match], answer_threshold: float, suggest_threshold: float
+) -> tuple[Band, tuple[Match, ...]]:
+    """The band, and the matches it uses (the best when confident, the offered ones when
+    unsure, none when lost), from matches ranked best first."""
+    if matches and matches[0].confidence >= answer_threshold:
+        return Band.CONFIDENT, (matches[0],)
+    offered = tuple(m for m in matches if m.confidence >= suggest_threshold)[:MAX_SUGGESTIONS]
+    return (Band.UNSURE, offered) if offered else (Band.LOST, ())
+
+
 def decide(bot: Bot, matches: tuple[Match, ...], engine: str) -> Answer:
     """The answer policy, the same for every engine, from matches ranked best first:
     at or above the bot's `answer_threshold` the best entry answers; otherwise the
     entries at or above its `suggest_threshold` (at most `MAX_SUGGESTIONS`) are offered;
     with none, the bot falls back and hands off."""
-    best = matches[0] if matches else None
-    if best is not None and best.confidence >= bot.answer_threshold:
-        return Answer(best.answer, best.confidence, best.entry_id, Band.CONFIDENT, matches, engine)
-    offered = tuple(m for m in matches if m.confidence >= bot.suggest_threshold)
-    if best is None or not offered:
-        return lost_answer(bot, matches, engine)
-    offered = offered[:MAX_SUGGESTIONS]
-    return Answer(
-        suggestion_text(offered), best.confidence, None, Band.UNSURE, matches, engine, offered
-    )
+    band, chosen = choose(matches, bot.answer_threshold, bot.suggest_threshold)
+    if band is Band.CONFIDENT:
+        best = chosen[0]
+        return Answer(best.answer, best.confidence, best.entry_id, band, matches, engine)
+    if band is Band.UNSURE:
+        confidence = matches[0].confidence
+        return Answer(suggestion_text(chosen), confidence, None, band, matches, engine, chosen)
+    return lost_answer(bot, matches, engine)
+
+
+@dataclass(frozen=True)
+class LexicalSignals:
+    confidence: float  # coverage ** 0.7 * precision ** 0.3, with the entry's best phrasing
+    phrasing: str  # that phrasing
+    coverage: float  # share of the question's weight the entry knows (phrasings and answer)
+    answer_coverage: float  # share of the question's weight in the entry's answer
 
 
 @dataclass(frozen=True)
@@ -149,6 +168,7 @@ class KnowledgeIndex:
         (tokenizing is most of the build: 10,000 entries take seconds from scratch)."""
         self.entries = {entry.id: entry for entry in entries}
         self.documents: list[tuple[int, str, frozenset[str]]] = []
+        self.entry_documents: dict[int, list[int]] = {}  # entry id -> positions in documents
         # Everything each entry knows about: its phrasings' tokens and its answer's.
         self.entry_tokens: dict[int, frozenset[str]] = {}
         self.tokens: dict[str, list[str]] = {}  # text -> tokens, for the next build
@@ -159,6 +179,7 @@ class KnowledgeIndex:
             for phrasing in (entry.question, *entry.similar_questions):
                 tokens = self._tokenize(phrasing, earlier)
                 if tokens:
+                    self.entry_documents.setdefault(entry.id, []).append(len(self.documents))
                     self.documents.append((entry.id, phrasing, frozenset(tokens)))
                     corpus.append(tokens)
                     known.update(tokens)
@@ -175,9 +196,15 @@ class KnowledgeIndex:
             self.retriever = bm25s.BM25()
             self.retriever.index(corpus, show_progress=False)
 
+    def __len__(self) -> int:
+        return len(self.entries)
+
     def search(self, question: str, limit: int = CANDIDATES) -> list[Match]:
-        """The best matches, one per entry, best first."""
-        query = set(tokenize(question))
+        """The best matches, one per entry, best first (confidence as it comes: lexical)."""
+        return self.search_tokens(frozenset(tokenize(question)), limit)
+
+    def search_tokens(self, query: frozenset[str], limit: int = CANDIDATES) -> list[Match]:
+        """`search`, for a question already tokenized."""
         searched = [token for token in query if token in self.vocabulary]
         if self.retriever is None or not searched:
             return []
@@ -192,9 +219,7 @@ class KnowledgeIndex:
             if score <= 0:
                 break
             entry_id, phrasing, tokens = self.documents[int(position)]
-            coverage = self._weight(query & self.entry_tokens[entry_id]) / question_weight
-            precision = self._weight(query & tokens) / self._weight(tokens)
-            confidence = coverage**0.7 * precision**0.3
+            confidence = self._confidence(query, question_weight, entry_id, tokens)
             best = matches.get(entry_id)
             if best is None or confidence > best.confidence:
                 entry = self.entries[entry_id]
@@ -203,6 +228,34 @@ class KnowledgeIndex:
                 )
         ranked = sorted(matches.values(), key=lambda m: (m.confidence, m.score), reverse=True)
         return ranked[:limit]
+
+    def entry_signals(self, query: frozenset[str], entry_id: int) -> LexicalSignals:
+        """How the question's words meet an entry (any entry, not only those `search`
+        returns): its lexical confidence over all its phrasings, and coverages."""
+        entry = self.entries[entry_id]
+        question_weight = self._weight(query)
+        if not question_weight:
+            return LexicalSignals(0.0, entry.question, 0.0, 0.0)
+        best, best_phrasing = 0.0, entry.question
+        for position in self.entry_documents.get(entry_id, ()):
+            _entry_id, phrasing, tokens = self.documents[position]
+            confidence = self._confidence(query, question_weight, entry_id, tokens)
+            if confidence > best:
+                best, best_phrasing = confidence, phrasing
+        answer_tokens = query.intersection(self.tokens.get(entry.answer, ()))
+        return LexicalSignals(
+            best,
+            best_phrasing,
+            self._weight(query & self.entry_tokens[entry_id]) / question_weight,
+            self._weight(answer_tokens) / question_weight,
+        )
+
+    def _confidence(
+        self, query: frozenset[str], question_weight: float, entry_id: int, tokens: frozenset[str]
+    ) -> float:
+        coverage = self._weight(query & self.entry_tokens[entry_id]) / question_weight
+        precision = self._weight(query & tokens) / self._weight(tokens)
+        return float(coverage**0.7 * precision**0.3)
 
     def _tokenize(self, text: str, earlier: dict[str, list[str]]) -> list[str]:
         tokens = self.tokens.get(text) or earlier.get(text)
@@ -219,58 +272,95 @@ def _idf(documents: int, frequency: int) -> float:
     return math.log(1 + (documents - frequency + 0.5) / (frequency + 0.5))
 
 
-_indexes: OrderedDict[tuple[int, datetime], tuple[int, KnowledgeIndex]] = OrderedDict()
-_indexes_lock = threading.Lock()
+def indexed_entries(bot_id: int) -> list[IndexedEntry]:
+    """The bot's enabled entries, as an index keeps them."""
+    rows = db.session.execute(
+        sa.select(FaqEntry.id, FaqEntry.question, FaqEntry.answer, FaqEntry.similar_questions)
+        .where(FaqEntry.bot_id == bot_id, FaqEntry.is_enabled.is_(True))
+        .order_by(FaqEntry.id)
+    )
+    return [
+        IndexedEntry(row.id, row.question, row.answer, tuple(row.similar_questions)) for row in rows
+    ]
+
+
+class SizedIndex(Protocol):
+    def __len__(self) -> int: ...  # entries
+
+
+IndexT = TypeVar("IndexT", bound=SizedIndex)
+
+
+class IndexCache(Generic[IndexT]):
+    """Each process's indexes, one per bot, rebuilt only when its knowledge version has
+    moved. The least recently used go first once there are more than `max_indexes`, or
+    more than `max_entries` entries in all (one 10,000-entry bot weighs as much as a
+    hundred small ones)."""
+
+    def __init__(
+        self,
+        build: Callable[[Bot, IndexT | None], IndexT],
+        max_indexes: int = MAX_CACHED_INDEXES,
+        max_entries: int = MAX_CACHED_ENTRIES,
+    ) -> None:
+        self.build = build  # (bot, its previous index or None) -> its index
+        self.max_indexes = max_indexes
+        self.max_entries = max_entries
+        self._indexes: OrderedDict[tuple[int, datetime], tuple[int, IndexT]] = OrderedDict()
+        self._entries = 0
+        self._lock = threading.Lock()
+
+    def get(self, bot: Bot) -> IndexT:
+        tag = (bot.id, bot.created_at)  # SQLite may reuse a deleted bot's id
+        with self._lock:
+            cached = self._indexes.get(tag)
+            if cached is not None and cached[0] == bot.knowledge_version:
+                self._indexes.move_to_end(tag)
+                return cached[1]
+        index = self.build(bot, cached[1] if cached is not None else None)
+        with self._lock:
+            replaced = self._indexes.pop(tag, None)
+            if replaced is not None:
+                self._entries -= len(replaced[1])
+            self._indexes[tag] = (bot.knowledge_version, index)
+            self._entries += len(index)
+            while len(self._indexes) > 1 and (
+                len(self._indexes) > self.max_indexes or self._entries > self.max_entries
+            ):
+                self._entries -= len(self._indexes.popitem(last=False)[1][1])
+        return index
+
+
+def _lexical_index(bot: Bot, previous: KnowledgeIndex | None) -> KnowledgeIndex:
+    return KnowledgeIndex(indexed_entries(bot.id), previous)
+
+
+lexical_indexes = IndexCache(_lexical_index)
 
 
 def index_for(bot: Bot) -> KnowledgeIndex:
-    """The bot's index, rebuilt only when its knowledge version has moved."""
-    tag = (bot.id, bot.created_at)  # SQLite may reuse a deleted bot's id
-    with _indexes_lock:
-        cached = _indexes.get(tag)
-        if cached is not None and cached[0] == bot.knowledge_version:
-            _indexes.move_to_end(tag)
-            return cached[1]
-    previous = cached[1] if cached is not None else None
-    rows = db.session.execute(
-        sa.select(FaqEntry.id, FaqEntry.question, FaqEntry.answer, FaqEntry.similar_questions)
-        .where(FaqEntry.bot_id == bot.id, FaqEntry.is_enabled.is_(True))
-        .order_by(FaqEntry.id)
+    """The bot's lexical index, rebuilt only when its knowledge version has moved."""
+    return lexical_indexes.get(bot)
+
+
+def lexical_probability(confidence: float) -> float:
+    """The calibrated confidence (`webapp.kb.calibration`) of a lexical confidence."""
+    intercept, slope = calibration.LEXICAL
+    return 1 / (1 + math.exp(-(intercept + slope * confidence)))
+
+
+def calibrated(matches: Iterable[Match]) -> tuple[Match, ...]:
+    """Lexical matches with the calibrated confidence, best first."""
+    return tuple(
+        dataclasses.replace(match, confidence=lexical_probability(match.confidence))
+        for match in matches
     )
-    index = KnowledgeIndex(
-        [
-            IndexedEntry(row.id, row.question, row.answer, tuple(row.similar_questions))
-            for row in rows
-        ],
-        previous,
-    )
-    with _indexes_lock:
-        _indexes[tag] = (bot.knowledge_version, index)
-        _indexes.move_to_end(tag)
-        while len(_indexes) > MAX_CACHED_INDEXES:
-            _indexes.popitem(last=False)
-    return index
 
 
 class LexicalEngine:
-    """The default: BM25 candidates ranked by lexical confidence, through `decide`."""
+    """BM25 candidates ranked by lexical confidence, calibrated, through `decide`."""
 
     name = "lexical"
 
     def answer(self, bot: Bot, question: str) -> Answer:
-        return decide(bot, tuple(index_for(bot).search(question)), self.name)
-
-
-def answer_engine() -> AnswerEngine:
-    """The configured engine: the LLM one when LLM_BASE_URL and LLM_MODEL are set."""
-    config = current_app.config
-    if config.get("LLM_BASE_URL") and config.get("LLM_MODEL"):
-        from webapp.kb.llm import LlmEngine  # it builds on this module
-
-        return LlmEngine(
-            config["LLM_BASE_URL"],
-            config["LLM_MODEL"],
-            config.get("LLM_API_KEY") or "",
-            float(config.get("LLM_TIMEOUT_SECONDS") or 10),
-        )
-    return LexicalEngine()
+        return decide(bot, calibrated(index_for(bot).search(question)), self.name)

@@ -1,7 +1,8 @@
 """The optional LLM engine: an OpenAI-compatible chat model phrases the answer from the FAQ.
 
-On when `LLM_BASE_URL` and `LLM_MODEL` are set (`answer_engine()` then returns it).
-Retrieval stays lexical and decides whether there is anything to answer from:
+On when `LLM_BASE_URL` and `LLM_MODEL` are set (`webapp.kb.answering.answer_engine()`
+then returns it, over the lexical engine). Retrieval, the engine it is given, decides
+whether there is anything to answer from:
 - below the bot's answer threshold the model is not asked: the bot offers suggestions
   or falls back and hands off, as `webapp.kb.engines.decide` says;
 - otherwise the model gets the best entries and the question, and must answer only
@@ -19,7 +20,7 @@ from typing import Any
 import requests
 
 from webapp.bots.models import Bot
-from webapp.kb.engines import Answer, Band, LexicalEngine, Match, lost_answer
+from webapp.kb.engines import Answer, AnswerEngine, Band, Match, lost_answer
 from webapp.kb.models import ANSWER_MAX_LENGTH
 
 log = logging.getLogger(__name__)
@@ -45,12 +46,19 @@ class LlmError(Exception):
 class LlmEngine:
     name = "llm"
 
-    def __init__(self, base_url: str, model: str, api_key: str = "", timeout: float = 10) -> None:
+    def __init__(
+        self,
+        retrieval: AnswerEngine,
+        base_url: str,
+        model: str,
+        api_key: str = "",
+        timeout: float = 10,
+    ) -> None:
+        self.retrieval = retrieval
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.model = model
         self.api_key = api_key
         self.timeout = timeout
-        self.retrieval = LexicalEngine()
 
     def answer(self, bot: Bot, question: str) -> Answer:
         retrieved = self.retrieval.answer(bot, question)
