@@ -235,6 +235,10 @@ class Figures:
     def found(self) -> float:
         return self.right + self.offered
 
+    @property
+    def stray_lost(self) -> float:
+        return max(0.0, 1 - self.stray - self.stray_unsure)
+
     @staticmethod
     def of(outcomes: Sequence[Outcome]) -> Figures:
         answerable = [o for o in outcomes if o.question.expected is not None]
@@ -275,17 +279,16 @@ class Figures:
 
 
 TABLE_HEADER = (
-    "| {label} | questions | right | wrong | offered | not offered | lost "
-    "| found | unanswerable: answered | unsure | **false (of all)** | top-1 |\n"
-    "|:--|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+    "| {label} | n | right | wrong | offered | lost | found | u. answered | u. lost "
+    "| false | top-1 |\n|:--|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
 )
 
 
 def table_row(name: str, f: Figures) -> str:
     return (
-        f"| {name} | {f.questions} | **{f.right:.1%}** | {f.wrong:.1%} | {f.offered:.1%} "
-        f"| {f.not_offered:.1%} | {f.lost:.1%} | **{f.found:.1%}** | {f.stray:.1%} "
-        f"| {f.stray_unsure:.1%} | **{f.false:.1%}** | {f.top1:.1%} |"
+        f"| {name} | {f.questions} | {f.right:.1%} | {f.wrong:.1%} | {f.offered:.1%} "
+        f"| {f.lost:.1%} | {f.found:.1%} | {f.stray:.1%} | {f.stray_lost:.1%} | {f.false:.1%} "
+        f"| {f.top1:.1%} |"
     )
 
 
@@ -293,13 +296,14 @@ def table(label: str, rows: Iterable[tuple[str, Figures]]) -> str:
     return "\n".join([TABLE_HEADER.format(label=label), *(table_row(n, f) for n, f in rows)])
 
 
-LEGEND = (
-    "right / wrong: answered directly (confident) with the right / a wrong entry; offered / not\n"
-    "offered: unsure, the right entry among the suggestions / not; lost: fallback and handoff\n"
-    "(these five: shares of the answerable questions); found = right + offered. Unanswerable:\n"
-    "shares of the questions no entry answers that got an answer / suggestions. false: wrong\n"
-    "answers plus answers to unanswerable questions, as a share of ALL questions."
-)
+LEGEND = """\
+n: questions. right / wrong: answered directly (confident) with the right / a wrong entry;
+offered: unsure, with the right entry among the suggestions; lost: fallback and handoff (these
+four: shares of the answerable questions; the rest of them are unsure without the right
+entry); found = right + offered. u. answered / u. lost: shares of the questions that no
+entry answers that got a direct answer / the fallback and a handoff (the rest got
+suggestions). false: wrong answers plus answers to unanswerable questions,
+as a share of ALL questions. top-1: the best match is the right entry, whatever its band."""
 
 
 @dataclass

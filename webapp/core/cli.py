@@ -12,9 +12,11 @@ from webapp.extensions import db
 
 def register_commands(app: Flask) -> None:
     from webapp.billing.cli import billing_cli
+    from webapp.kb.cli import kb_cli
     from webapp.payments.cli import payments_cli
 
     app.cli.add_command(billing_cli)
+    app.cli.add_command(kb_cli)
     app.cli.add_command(payments_cli)
 
     @app.cli.command("create-admin")

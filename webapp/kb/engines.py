@@ -34,7 +34,7 @@ import logging
 import math
 import threading
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, Protocol, TypeVar
@@ -190,6 +190,7 @@ class KnowledgeIndex:
         count = len(self.entry_tokens)
         self.idf = {token: _idf(count, df) for token, df in frequencies.items()}
         self.unknown_idf = _idf(count, 0)
+        self.document_weights = [self._weight(tokens) for _id, _phrasing, tokens in self.documents]
         self.vocabulary = frozenset(token for tokens in corpus for token in tokens)
         self.retriever: bm25s.BM25 | None = None
         if corpus:
@@ -212,14 +213,14 @@ class KnowledgeIndex:
         # Phrasings looked at (an entry may have several), however few matches are wanted.
         kept = min(max(limit, CANDIDATES) * 4, len(scores))
         top = np.argpartition(-scores, kept - 1)[:kept]
-        question_weight = self._weight(query)
+        weights = self.weights(query)
         matches: dict[int, Match] = {}
         for position in top[np.argsort(-scores[top])]:
             score = float(scores[position])
             if score <= 0:
                 break
-            entry_id, phrasing, tokens = self.documents[int(position)]
-            confidence = self._confidence(query, question_weight, entry_id, tokens)
+            entry_id, phrasing, _tokens = self.documents[int(position)]
+            confidence = self._confidence(weights, int(position))
             best = matches.get(entry_id)
             if best is None or confidence > best.confidence:
                 entry = self.entries[entry_id]
@@ -229,32 +230,35 @@ class KnowledgeIndex:
         ranked = sorted(matches.values(), key=lambda m: (m.confidence, m.score), reverse=True)
         return ranked[:limit]
 
-    def entry_signals(self, query: frozenset[str], entry_id: int) -> LexicalSignals:
-        """How the question's words meet an entry (any entry, not only those `search`
-        returns): its lexical confidence over all its phrasings, and coverages."""
+    def weights(self, query: frozenset[str]) -> dict[str, float]:
+        """The IDF weight of each of the question's tokens."""
+        return {token: self.idf.get(token, self.unknown_idf) for token in query}
+
+    def entry_signals(self, weights: dict[str, float], entry_id: int) -> LexicalSignals:
+        """How the question's words (`weights`) meet an entry (any entry, not only those
+        `search` returns): its lexical confidence over all its phrasings, and coverages."""
         entry = self.entries[entry_id]
-        question_weight = self._weight(query)
+        question_weight = sum(weights.values())
         if not question_weight:
             return LexicalSignals(0.0, entry.question, 0.0, 0.0)
         best, best_phrasing = 0.0, entry.question
         for position in self.entry_documents.get(entry_id, ()):
-            _entry_id, phrasing, tokens = self.documents[position]
-            confidence = self._confidence(query, question_weight, entry_id, tokens)
+            confidence = self._confidence(weights, position)
             if confidence > best:
-                best, best_phrasing = confidence, phrasing
-        answer_tokens = query.intersection(self.tokens.get(entry.answer, ()))
+                best, best_phrasing = confidence, self.documents[position][1]
+        answer_tokens = set(self.tokens.get(entry.answer, ()))
         return LexicalSignals(
             best,
             best_phrasing,
-            self._weight(query & self.entry_tokens[entry_id]) / question_weight,
-            self._weight(answer_tokens) / question_weight,
+            _share(weights, self.entry_tokens[entry_id]) / question_weight,
+            _share(weights, answer_tokens) / question_weight,
         )
 
-    def _confidence(
-        self, query: frozenset[str], question_weight: float, entry_id: int, tokens: frozenset[str]
-    ) -> float:
-        coverage = self._weight(query & self.entry_tokens[entry_id]) / question_weight
-        precision = self._weight(query & tokens) / self._weight(tokens)
+    def _confidence(self, weights: dict[str, float], position: int) -> float:
+        """coverage ** 0.7 * precision ** 0.3 of the question (`weights`) and a phrasing."""
+        entry_id, _phrasing, tokens = self.documents[position]
+        coverage = _share(weights, self.entry_tokens[entry_id]) / sum(weights.values())
+        precision = _share(weights, tokens) / self.document_weights[position]
         return float(coverage**0.7 * precision**0.3)
 
     def _tokenize(self, text: str, earlier: dict[str, list[str]]) -> list[str]:
@@ -266,6 +270,11 @@ class KnowledgeIndex:
 
     def _weight(self, tokens: Iterable[str]) -> float:
         return sum(self.idf.get(token, self.unknown_idf) for token in tokens)
+
+
+def _share(weights: dict[str, float], tokens: Container[str]) -> float:
+    """The weight of the question's tokens that are among `tokens`."""
+    return sum(weight for token, weight in weights.items() if token in tokens)
 
 
 def _idf(documents: int, frequency: int) -> float:

@@ -125,6 +125,8 @@ def hybrid_probabilities(rows: np.ndarray) -> np.ndarray:
 
 def probabilities(candidates: Sequence[Candidate]) -> list[float]:
     """The calibrated confidence of each candidate."""
+    if not candidates:
+        return []
     if all(c.cosine is not None for c in candidates):
         return [float(p) for p in hybrid_probabilities(features(candidates))]
     return [lexical_probability(c.lexical.confidence) for c in candidates]
@@ -197,6 +199,7 @@ class HybridIndex:
     def candidates(self, question: str, vector: np.ndarray | None) -> list[Candidate]:
         """The best entries by words and by cosine (`vector`: the question's), unranked."""
         query = frozenset(tokenize(question))
+        weights = self.lexical.weights(query)
         scores = {m.entry_id: m.score for m in self.lexical.search_tokens(query, TOP_K)}
         ids = list(scores)
         cosines = best = answers = np.empty(0)
@@ -210,7 +213,7 @@ class HybridIndex:
             ids.extend(self.entry_ids[row] for row in closest[np.argsort(-semantic[closest])])
         found = []
         for entry_id in dict.fromkeys(ids):
-            signals = self.lexical.entry_signals(query, entry_id)
+            signals = self.lexical.entry_signals(weights, entry_id)
             phrasing = signals.phrasing
             row = self.row_of.get(entry_id)
             cosine = answer_cosine = None
