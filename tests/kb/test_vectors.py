@@ -17,7 +17,7 @@ from tests.kb.test_kb_import import TEA_ROWS, csv_bytes, upload
 from tests.usage.conftest import Tenant
 from webapp.bots.models import Bot
 from webapp.extensions import db
-from webapp.kb import embedding
+from webapp.kb import embedding, hybrid
 from webapp.kb.engines import IndexCache, IndexedEntry, KnowledgeIndex, lexical_probability
 from webapp.kb.hybrid import HybridIndex
 from webapp.kb.models import FaqEntry, FaqVector
@@ -214,3 +214,27 @@ def test_the_index_cache_keeps_the_recent_indexes_within_an_entry_budget() -> No
     cache.get(Bot(id=1, knowledge_version=1, created_at=None))  # 1 + 2 > 2: the oldest goes
     cache.get(large)
     assert built == [1, 2, 2, 1, 2]
+
+
+def test_a_large_index_shortlists_in_a_projection_and_ranks_exactly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(hybrid, "COARSE_FROM", 100)
+    monkeypatch.setattr(hybrid, "SHORTLIST", 20)
+    rng = np.random.default_rng(7)
+    space = rng.standard_normal((embedding.DIMENSIONS, 64))  # vectors of a 64-d subspace
+
+    def unit(count: int) -> np.ndarray:
+        vectors = (space @ rng.standard_normal((64, count))).T.astype(np.float32)
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    entries = [IndexedEntry(n, f"问题{n}", f"答案{n}", (f"问法{n}",)) for n in range(1, 301)]
+    texts = [text for e in entries for text in (e.question, *e.similar_questions, e.answer)]
+    vectors = dict(zip([embedding.digest(t) for t in texts], unit(len(texts)), strict=True))
+    large = HybridIndex(entries, vectors)
+    everything = HybridIndex(entries, vectors)
+    everything.basis = None  # the exact products over every entry
+    assert large.basis is not None and large.basis.shape == (embedding.DIMENSIONS, 128)
+
+    for question in unit(20):
+        assert list(large._closest(question)) == list(everything._closest(question))

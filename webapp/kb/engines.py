@@ -214,13 +214,16 @@ class KnowledgeIndex:
         kept = min(max(limit, CANDIDATES) * 4, len(scores))
         top = np.argpartition(-scores, kept - 1)[:kept]
         weights = self.weights(query)
+        coverages: dict[int, float] = {}
         matches: dict[int, Match] = {}
         for position in top[np.argsort(-scores[top])]:
             score = float(scores[position])
             if score <= 0:
                 break
             entry_id, phrasing, _tokens = self.documents[int(position)]
-            confidence = self._confidence(weights, int(position))
+            if entry_id not in coverages:
+                coverages[entry_id] = self._coverage(weights, entry_id)
+            confidence = self._confidence(weights, int(position), coverages[entry_id])
             best = matches.get(entry_id)
             if best is None or confidence > best.confidence:
                 entry = self.entries[entry_id]
@@ -242,23 +245,23 @@ class KnowledgeIndex:
         if not question_weight:
             return LexicalSignals(0.0, entry.question, 0.0, 0.0)
         best, best_phrasing = 0.0, entry.question
+        coverage = self._coverage(weights, entry_id)
         for position in self.entry_documents.get(entry_id, ()):
-            confidence = self._confidence(weights, position)
+            confidence = self._confidence(weights, position, coverage)
             if confidence > best:
                 best, best_phrasing = confidence, self.documents[position][1]
         answer_tokens = set(self.tokens.get(entry.answer, ()))
         return LexicalSignals(
-            best,
-            best_phrasing,
-            _share(weights, self.entry_tokens[entry_id]) / question_weight,
-            _share(weights, answer_tokens) / question_weight,
+            best, best_phrasing, coverage, _share(weights, answer_tokens) / question_weight
         )
 
-    def _confidence(self, weights: dict[str, float], position: int) -> float:
+    def _coverage(self, weights: dict[str, float], entry_id: int) -> float:
+        """The share of the question's weight that the entry knows (phrasings and answer)."""
+        return _share(weights, self.entry_tokens[entry_id]) / sum(weights.values())
+
+    def _confidence(self, weights: dict[str, float], position: int, coverage: float) -> float:
         """coverage ** 0.7 * precision ** 0.3 of the question (`weights`) and a phrasing."""
-        entry_id, _phrasing, tokens = self.documents[position]
-        coverage = _share(weights, self.entry_tokens[entry_id]) / sum(weights.values())
-        precision = _share(weights, tokens) / self.document_weights[position]
+        precision = _share(weights, self.documents[position][2]) / self.document_weights[position]
         return float(coverage**0.7 * precision**0.3)
 
     def _tokenize(self, text: str, earlier: dict[str, list[str]]) -> list[str]:
