@@ -55,7 +55,7 @@ bench: setup
 bench-kb: setup
 	$(BIN)/python bench/kb_eval.py
 
-## bench-answer: answer latency over 1,000 and 10,000 synthetic FAQ entries (~1 min)
+## bench-answer: answer latency over 1,000 and 10,000 synthetic FAQ entries (~10 min)
 bench-answer: setup
 	$(BIN)/python bench/answer_latency.py $(BENCH_ARGS)
 
