@@ -1,6 +1,6 @@
--- wrk script for bench/run.py: one endpoint per run, a JSON summary on the last line.
+-- wrk script for bench/harness.py: one endpoint per run, a JSON summary on the last line.
 --
--- Environment (set by run.py):
+-- Environment (set by harness.py from a Target):
 --   BENCH_METHOD   GET (default) or POST
 --   BENCH_BODY     the JSON body of a POST
 --   BENCH_API_KEYS API keys sent as X-API-Key, comma-separated: one organization each,

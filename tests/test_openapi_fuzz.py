@@ -36,7 +36,7 @@ from schemathesis.checks import not_a_server_error, response_schema_conformance
 
 from tests.factories import DEFAULT_PASSWORD
 from webapp import create_app
-from webapp.bots.auth import ORGANIZATION_HEADER
+from webapp.api import ORGANIZATION_HEADER
 from webapp.bots.models import ApiKey, Bot
 from webapp.conversations.models import Conversation, ConversationStatus, Message, MessageRole
 from webapp.core.security import new_token, token_digest

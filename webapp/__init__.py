@@ -153,6 +153,11 @@ def register_error_handlers(app: Flask) -> None:
 
 
 def register_cli(app: Flask) -> None:
-    from webapp.core.cli import register_commands
+    """Operator commands (`flask --help`): each feature's, from its cli.py."""
+    from webapp.auth.cli import create_admin
+    from webapp.billing.cli import billing_cli
+    from webapp.kb.cli import kb_cli
+    from webapp.payments.cli import payments_cli
 
-    register_commands(app)
+    for command in (create_admin, billing_cli, kb_cli, payments_cli):
+        app.cli.add_command(command)

@@ -25,9 +25,9 @@ from webapp.billing.periods import SHANGHAI
 from webapp.payments import alipay, wechat
 from webapp.payments.sandbox import alipay as sandbox_alipay
 from webapp.payments.sandbox import control
+from webapp.payments.sandbox.common import current_keys
 from webapp.payments.sandbox.keys import SandboxKeys, generate_keys, new_platform_certificate
 from webapp.payments.sandbox.store import NotifyAttempt
-from webapp.payments.settings import sandbox_keys
 from webapp.payments.wechat import NotifyRejected, ProviderError
 
 CSRF_FIELD = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
@@ -111,7 +111,7 @@ def test_native_order_query_pay_and_close(ctx: str) -> None:
     trade = wechat.query(out_trade_no)
     assert trade is not None
     assert (trade.trade_state, trade.total_fen, trade.currency) == ("NOTPAY", 9900, "CNY")
-    keys = sandbox_keys()
+    keys = current_keys()
     assert (trade.mchid, trade.appid) == (keys.wechat_mchid, keys.wechat_appid)
     assert trade.transaction_id is None and not trade.is_paid
 
@@ -232,7 +232,7 @@ def _raw_get(base_url: str, path: str, authorization: str) -> requests.Response:
 def test_requests_not_signed_by_the_merchant_are_refused(
     ctx: str, app: Flask, stranger_keys: SandboxKeys
 ) -> None:
-    keys = sandbox_keys()
+    keys = current_keys()
     path = f"/v3/pay/transactions/out-trade-no/{new_out_trade_no()}?mchid={keys.wechat_mchid}"
     merchant_key = load_private_key(keys.merchant_private_key)
 
@@ -280,14 +280,14 @@ def test_the_sdk_checks_the_sandbox_signature(
 ) -> None:
     """A merchant holding another platform public key refuses the sandbox's answers."""
     app.config["WECHATPAY_PUBLIC_KEY"] = stranger_keys.platform_public_key
-    app.config["WECHATPAY_PUBLIC_KEY_ID"] = sandbox_keys().platform_public_key_id
+    app.config["WECHATPAY_PUBLIC_KEY_ID"] = current_keys().platform_public_key_id
     wechat.reset_client()
     with pytest.raises(ProviderError, match="failed to verify the signature"):
         wechat.create_native_order(new_out_trade_no(), "基础版", 1990, in_minutes(30))
 
 
 def test_answers_are_signed_with_the_identity_the_merchant_uses(ctx: str) -> None:
-    keys = sandbox_keys()
+    keys = current_keys()
     path = f"/v3/pay/transactions/out-trade-no/{new_out_trade_no()}?mchid={keys.wechat_mchid}"
     authorization = build_authorization(
         path,
@@ -329,7 +329,7 @@ def test_certificate_mode_follows_a_rotation(ctx: str, app: Flask, tmp_path: Pat
     assert trade is not None and trade.trade_state == "NOTPAY"
     assert (cert_dir / f"{rotated.serial_no}.pem").read_text() == rotated.certificate
     serials = {format(c.serial_number, "X") for c in wechat.client()._core._certificates}
-    assert {sandbox_keys().platform_certificate_serial, rotated.serial_no} <= serials
+    assert {current_keys().platform_certificate_serial, rotated.serial_no} <= serials
 
     # The notify of a trade created in certificate mode is signed by the newest certificate.
     same_key = control.rotate_platform_certificate(new_key=False)
@@ -409,7 +409,7 @@ def test_wechat_evil_twins(ctx: str, stranger_keys: SandboxKeys) -> None:
             wechat.verify_notify(twin.headers, twin.body)
 
     # Authentic but inconsistent: for the merchant's own checks.
-    keys = sandbox_keys()
+    keys = current_keys()
     for changes, field_name, value in (
         ({"amount": {"total": 1}}, "total_fen", 1),
         ({"appid": "wx0000000000000000"}, "appid", "wx0000000000000000"),
@@ -523,7 +523,7 @@ def test_cashier_pay_notifies_and_returns(ctx: str, notify_sink: NotifySink) -> 
     assert form["notify_type"] == "trade_status_sync" and form["sign_type"] == "RSA2"
     notified = alipay.verify_notify(form)
     assert notified.out_trade_no == out_trade_no and notified.is_paid
-    assert (notified.total_amount, notified.app_id) == ("0.01", sandbox_keys().alipay_appid)
+    assert (notified.total_amount, notified.app_id) == ("0.01", current_keys().alipay_appid)
     assert alipay.fen(form["receipt_amount"]) == 1 and form["trade_no"] == trade.trade_no
 
 
@@ -565,7 +565,7 @@ def test_expired_alipay_trade_is_closed(ctx: str) -> None:
 def test_alipay_requests_not_signed_by_the_app_are_refused(
     ctx: str, app: Flask, stranger_keys: SandboxKeys
 ) -> None:
-    keys = sandbox_keys()
+    keys = current_keys()
     gateway = ctx + "/sandbox/alipay/gateway.do"
 
     def client(appid: str, private_key: str) -> AliPay:
@@ -614,7 +614,7 @@ def test_alipay_requests_not_signed_by_the_app_are_refused(
 
 def test_alipay_answers_survive_the_sdks_brace_matching(ctx: str) -> None:
     """The SDK cuts the signed object out of the raw text by counting braces."""
-    keys = sandbox_keys()
+    keys = current_keys()
     content = {"code": "10000", "msg": "Success", "subject": "套餐 {专业} }{", "n": 1}
     response = sandbox_alipay.signed_answer(keys, "alipay.trade.query", content)
     text = response.get_data(as_text=True)

@@ -9,8 +9,12 @@ from flask_smorest import Blueprint
 
 from webapp.analytics import services
 from webapp.analytics.schemas import AnalyticsQuerySchema, AnalyticsSummarySchema
-from webapp.bots.api import ORGANIZATION_PARAMETER, PEOPLE_ONLY
-from webapp.bots.auth import caller_required, person_membership, person_required
+from webapp.api import (
+    ORGANIZATION_PARAMETER,
+    PEOPLE_DECORATORS,
+    PEOPLE_ONLY,
+    person_membership,
+)
 from webapp.errors import ErrorSchema
 
 blp = Blueprint("analytics_api", __name__, url_prefix="/api/v1/analytics", description="Analytics")
@@ -18,7 +22,7 @@ blp = Blueprint("analytics_api", __name__, url_prefix="/api/v1/analytics", descr
 
 @blp.route("/summary", parameters=[ORGANIZATION_PARAMETER])
 class Summary(MethodView):
-    decorators = [person_required, caller_required]
+    decorators = PEOPLE_DECORATORS
 
     @blp.arguments(AnalyticsQuerySchema, location="query")
     @blp.response(200, AnalyticsSummarySchema)

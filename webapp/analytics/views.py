@@ -13,8 +13,7 @@ from webapp.billing.services import plan_of
 from webapp.bots.services import bot_of, bots_of
 from webapp.errors import AppError
 from webapp.extensions import db
-from webapp.orgs.views import current_membership, no_organization
-from webapp.usage.views import bot_arg
+from webapp.portal import bot_arg, current_membership, no_organization
 
 bp = Blueprint("analytics", __name__)
 

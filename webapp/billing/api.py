@@ -9,21 +9,21 @@ costs or changes money (upgrade, cancel, resume) is for owners and admins.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from flask_smorest.pagination import PaginationParameters
 
+from webapp.api import PEOPLE_DECORATORS, PEOPLE_IN_ORGANIZATION, person_membership
 from webapp.billing import services
-from webapp.billing.models import Order, Plan, Subscription
-from webapp.billing.schemas import OrderSchema, PlanSchema, SubscriptionSchema, UpgradeSchema
-from webapp.bots.auth import (
-    ORGANIZATION_HEADER,
-    caller_required,
-    person_membership,
-    person_required,
+from webapp.billing.models import Plan, Subscription
+from webapp.billing.schemas import (
+    OrderSchema,
+    PlanSchema,
+    SubscriptionSchema,
+    UpgradeSchema,
+    order_view,
 )
 from webapp.core.pagination import paginate
 from webapp.db import utcnow
@@ -35,30 +35,6 @@ blp = Blueprint(
     url_prefix="/api/v1/subscriptions",
     description="Plans, the organization's subscription and its orders",
 )
-PEOPLE_ONLY: dict[str, Any] = {
-    "security": [{"bearerAuth": []}],
-    "parameters": [
-        {
-            "in": "header",
-            "name": ORGANIZATION_HEADER,
-            "required": False,
-            "schema": {"type": "integer", "minimum": 1},
-            "description": "The organization; defaults to the caller's only one",
-        }
-    ],
-}
-ORDER_FIELDS = tuple(name for name in OrderSchema().fields if name != "period")
-
-
-# MethodView decorators: the last one runs first (who calls, for which organization).
-PEOPLE_DECORATORS = [person_required, caller_required]
-
-
-def order_view(order: Order, now: datetime | None = None) -> dict[str, Any]:
-    view = {name: getattr(order, name) for name in ORDER_FIELDS}
-    period = services.period_if_paid(order, now)
-    view["period"] = {"start": period[0], "end": period[1]} if period else None
-    return view
 
 
 @blp.route("/plans")
@@ -74,7 +50,7 @@ class Current(MethodView):
     decorators = PEOPLE_DECORATORS
 
     @blp.response(200, SubscriptionSchema)
-    @blp.doc(**PEOPLE_ONLY)
+    @blp.doc(**PEOPLE_IN_ORGANIZATION)
     def get(self) -> Subscription:
         """The organization's plan and paid period"""
         return services.subscription_of(person_membership().organization_id)
@@ -86,7 +62,7 @@ class Upgrade(MethodView):
 
     @blp.arguments(UpgradeSchema)
     @blp.response(201, OrderSchema)
-    @blp.doc(**PEOPLE_ONLY)
+    @blp.doc(**PEOPLE_IN_ORGANIZATION)
     def post(self, data: dict[str, Any]) -> dict[str, Any]:
         """Order months of a plan (owner or admin): a pending order priced by the server
 
@@ -104,7 +80,7 @@ class Cancel(MethodView):
     decorators = PEOPLE_DECORATORS
 
     @blp.response(200, SubscriptionSchema)
-    @blp.doc(**PEOPLE_ONLY)
+    @blp.doc(**PEOPLE_IN_ORGANIZATION)
     def post(self) -> Subscription:
         """Fall back to free when the paid period ends (owner or admin)"""
         subscription = services.cancel(person_membership())
@@ -117,7 +93,7 @@ class Resume(MethodView):
     decorators = PEOPLE_DECORATORS
 
     @blp.response(200, SubscriptionSchema)
-    @blp.doc(**PEOPLE_ONLY)
+    @blp.doc(**PEOPLE_IN_ORGANIZATION)
     def post(self) -> Subscription:
         """Undo a cancellation while the paid period lasts (owner or admin)"""
         subscription = services.resume(person_membership())
@@ -131,7 +107,7 @@ class Orders(MethodView):
 
     @blp.response(200, OrderSchema(many=True))
     @blp.paginate()
-    @blp.doc(**PEOPLE_ONLY)
+    @blp.doc(**PEOPLE_IN_ORGANIZATION)
     def get(self, pagination_parameters: PaginationParameters) -> list[dict[str, Any]]:
         """The organization's orders, newest first"""
         organization_id = person_membership().organization_id
@@ -145,7 +121,7 @@ class OrderDetail(MethodView):
     decorators = PEOPLE_DECORATORS
 
     @blp.response(200, OrderSchema)
-    @blp.doc(**PEOPLE_ONLY)
+    @blp.doc(**PEOPLE_IN_ORGANIZATION)
     def get(self, order_id: int) -> dict[str, Any]:
         """One order with its amount breakdown and status"""
         return order_view(services.order_of(person_membership().organization_id, order_id))

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from flask_babel import get_locale
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import orm
 
 from webapp.db import Base, TimestampMixin, UTCDateTime
@@ -83,6 +84,13 @@ class OrderStatus(enum.StrEnum):
     PENDING = "pending"
     PAID = "paid"
     CLOSED = "closed"
+
+
+ORDER_STATUS_LABELS = {
+    OrderStatus.PENDING: _l("Awaiting payment"),
+    OrderStatus.PAID: _l("Paid"),
+    OrderStatus.CLOSED: _l("Closed"),
+}
 
 
 class OrderKind(enum.StrEnum):

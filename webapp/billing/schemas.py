@@ -1,5 +1,10 @@
+from datetime import datetime
+from typing import Any
+
 from marshmallow import Schema, fields, validate
 
+from webapp.billing import services
+from webapp.billing.models import Order
 from webapp.billing.services import MAX_MONTHS_PER_ORDER
 from webapp.core.validation import Text
 
@@ -78,3 +83,14 @@ class OrderSchema(Schema):
         allow_none=True,
         metadata={"description": "The period a pending order buys if paid now; null once settled"},
     )
+
+
+ORDER_FIELDS = tuple(name for name in OrderSchema().fields if name != "period")
+
+
+def order_view(order: Order, now: datetime | None = None) -> dict[str, Any]:
+    """An order as `OrderSchema` shows it, with the period it buys if paid now."""
+    view = {name: getattr(order, name) for name in ORDER_FIELDS}
+    period = services.period_if_paid(order, now)
+    view["period"] = {"start": period[0], "end": period[1]} if period else None
+    return view

@@ -21,13 +21,13 @@ from werkzeug.wrappers import Response
 
 from webapp.billing import services
 from webapp.billing.forms import CheckoutForm, OrganizationActionForm
-from webapp.billing.models import Order, OrderKind, OrderStatus, Plan
+from webapp.billing.models import ORDER_STATUS_LABELS, Order, OrderKind, Plan
 from webapp.db import utcnow
 from webapp.errors import AppError, NotFound
 from webapp.extensions import db
 from webapp.orgs import services as orgs_services
 from webapp.orgs.models import OrganizationMember
-from webapp.orgs.views import CURRENT_ORG_KEY, current_membership, no_organization
+from webapp.portal import CURRENT_ORG_KEY, current_membership, no_organization
 
 bp = Blueprint("billing", __name__)
 
@@ -52,11 +52,6 @@ KIND_LABELS = {
     OrderKind.UPGRADE: _l("Upgrade"),
     OrderKind.DOWNGRADE: _l("Change at period end"),
     OrderKind.GRANT: _l("Granted"),
-}
-STATUS_LABELS = {
-    OrderStatus.PENDING: _l("Awaiting payment"),
-    OrderStatus.PAID: _l("Paid"),
-    OrderStatus.CLOSED: _l("Closed"),
 }
 
 
@@ -164,7 +159,7 @@ def index() -> Response | str:
         orders=page,
         action_form=OrganizationActionForm(organization_id=membership.organization_id),
         kind_labels=KIND_LABELS,
-        status_labels=STATUS_LABELS,
+        status_labels=ORDER_STATUS_LABELS,
     )
 
 
@@ -221,7 +216,7 @@ def order(order_id: int) -> str:
         organization=membership.organization,
         period=services.period_if_paid(found),
         kind_labels=KIND_LABELS,
-        status_labels=STATUS_LABELS,
+        status_labels=ORDER_STATUS_LABELS,
     )
 
 

@@ -21,15 +21,17 @@ from flask_babel import gettext as _
 from flask_smorest import Blueprint
 from flask_smorest.pagination import PaginationParameters
 
-from webapp.bots import services
-from webapp.bots.auth import (
-    CALLER_SECURITY,
-    ORGANIZATION_HEADER,
+from webapp.api import (
+    BOTS_OR_PEOPLE,
+    ORGANIZATION_PARAMETER,
+    PEOPLE_DECORATORS,
+    PEOPLE_ONLY,
     caller_required,
     current_caller,
     person_membership,
     person_required,
 )
+from webapp.bots import services
 from webapp.bots.models import ApiKey, Bot
 from webapp.bots.schemas import (
     ApiKeyCreatedSchema,
@@ -45,19 +47,6 @@ from webapp.errors import NotFound
 from webapp.extensions import db
 
 blp = Blueprint("bots_api", __name__, url_prefix="/api/v1", description="Bots and API keys")
-
-PEOPLE_ONLY: dict[str, Any] = {"security": [{"bearerAuth": []}]}
-BOTS_OR_PEOPLE: dict[str, Any] = {"security": CALLER_SECURITY}
-ORGANIZATION_PARAMETER: dict[str, Any] = {
-    "in": "header",
-    "name": ORGANIZATION_HEADER,
-    "required": False,
-    "schema": {"type": "integer", "minimum": 1},
-    "description": (
-        "The organization, for people who belong to several (or `?organization_id=`); "
-        "an API key implies its own"
-    ),
-}
 
 
 def _visible_bot(bot_id: int) -> Bot:
@@ -125,7 +114,7 @@ class BotDetail(MethodView):
 
 @blp.route("/bots/<int:bot_id>/publishable-key", parameters=[ORGANIZATION_PARAMETER])
 class PublishableKey(MethodView):
-    decorators = [person_required, caller_required]
+    decorators = PEOPLE_DECORATORS
 
     @blp.response(200, BotSchema)
     @blp.doc(**PEOPLE_ONLY)

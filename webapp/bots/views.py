@@ -25,7 +25,7 @@ from webapp.core.security import safe_next_url
 from webapp.errors import AppError
 from webapp.extensions import db
 from webapp.orgs.models import OrganizationMember
-from webapp.orgs.views import current_membership, no_organization
+from webapp.portal import current_membership, no_organization
 
 bp = Blueprint("bots", __name__)
 

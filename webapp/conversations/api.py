@@ -19,15 +19,21 @@ from flask_babel import gettext as _
 from flask_smorest import Blueprint
 from flask_smorest.pagination import PaginationParameters
 
-from webapp.billing.periods import day_bounds
-from webapp.bots.api import BOTS_OR_PEOPLE, ORGANIZATION_PARAMETER, PEOPLE_ONLY
-from webapp.bots.auth import (
+from webapp.api import (
+    BOTS_OR_PEOPLE,
+    ORGANIZATION_PARAMETER,
+    PEOPLE_DECORATORS,
+    PEOPLE_ONLY,
+    REPLAYED_HEADER,
     acting_bot,
     caller_required,
     current_caller,
     person_membership,
     person_required,
+    quota_exceeded,
+    quota_headers,
 )
+from webapp.billing.periods import day_bounds
 from webapp.conversations import services
 from webapp.conversations.models import (
     MAX_ATTACHMENT_BYTES,
@@ -54,7 +60,6 @@ from webapp.core.uploads import allow_uploads
 from webapp.errors import AppError, ErrorSchema, NotFound
 from webapp.extensions import db
 from webapp.kb.models import FaqEntry
-from webapp.usage.api import quota_exceeded, quota_headers
 from webapp.usage.services import QuotaExceeded
 
 blp = Blueprint("conversations_api", __name__, url_prefix="/api/v1", description="Conversations")
@@ -171,7 +176,7 @@ def exchange_view(exchange: services.Exchange) -> dict[str, Any]:
 def exchange_response(exchange: services.Exchange) -> tuple[dict[str, Any], int, dict[str, str]]:
     headers = quota_headers(exchange.usage)
     if exchange.replayed:
-        headers["Idempotent-Replayed"] = "true"
+        headers[REPLAYED_HEADER] = "true"
     return exchange_view(exchange), 200 if exchange.replayed else 201, headers
 
 
@@ -226,7 +231,7 @@ class Conversations(MethodView):
 
 @blp.route("/conversations/<int:conversation_id>", parameters=[ORGANIZATION_PARAMETER])
 class ConversationDetail(MethodView):
-    decorators = [person_required, caller_required]
+    decorators = PEOPLE_DECORATORS
 
     @blp.response(200, ConversationSchema)
     @blp.doc(**PEOPLE_ONLY)
@@ -300,7 +305,7 @@ class Messages(MethodView):
 
 @blp.route("/conversations/<int:conversation_id>/replies", parameters=[ORGANIZATION_PARAMETER])
 class Replies(MethodView):
-    decorators = [person_required, caller_required]
+    decorators = PEOPLE_DECORATORS
 
     @blp.arguments(AgentReplySchema)
     @blp.response(201, MessageSchema)
@@ -315,7 +320,7 @@ class Replies(MethodView):
 
 @blp.route("/conversations/<int:conversation_id>/close", parameters=[ORGANIZATION_PARAMETER])
 class Close(MethodView):
-    decorators = [person_required, caller_required]
+    decorators = PEOPLE_DECORATORS
 
     @blp.response(200, ConversationSchema)
     @blp.doc(**PEOPLE_ONLY)
@@ -330,7 +335,7 @@ class Close(MethodView):
     "/conversations/<int:conversation_id>/return-to-bot", parameters=[ORGANIZATION_PARAMETER]
 )
 class ReturnToBot(MethodView):
-    decorators = [person_required, caller_required]
+    decorators = PEOPLE_DECORATORS
 
     @blp.response(200, ConversationSchema)
     @blp.alt_response(409, schema=ErrorSchema, description="`conversation_closed`")
@@ -347,7 +352,7 @@ class ReturnToBot(MethodView):
     parameters=[ORGANIZATION_PARAMETER],
 )
 class AttachmentFile(MethodView):
-    decorators = [person_required, caller_required]
+    decorators = PEOPLE_DECORATORS
 
     @blp.response(200, description="The file as uploaded")
     @blp.doc(**PEOPLE_ONLY)

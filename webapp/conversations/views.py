@@ -42,7 +42,7 @@ from webapp.errors import AppError, Conflict
 from webapp.extensions import db
 from webapp.kb.models import FaqEntry
 from webapp.orgs.models import OrganizationMember
-from webapp.orgs.views import current_membership, no_organization
+from webapp.portal import current_membership, no_organization
 
 bp = Blueprint("conversations", __name__)
 

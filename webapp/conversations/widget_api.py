@@ -22,14 +22,13 @@ from typing import Any
 
 from flask import current_app, request
 from flask.views import MethodView
-from flask_babel import gettext as _
 from flask_limiter import RouteLimit
 from flask_limiter.util import get_remote_address
 from flask_smorest import Blueprint
 
+from webapp.api import WIDGET_KEY, WIDGET_KEY_HEADER, widget_bot
 from webapp.billing.services import plan_of
 from webapp.bots.models import DEFAULT_WIDGET_COLOR, Bot
-from webapp.bots.services import bot_by_publishable_key
 from webapp.conversations import services
 from webapp.conversations.api import exchange_response, read_message_request
 from webapp.conversations.models import MAX_ATTACHMENT_BYTES, Channel, Conversation
@@ -44,17 +43,15 @@ from webapp.conversations.schemas import (
 )
 from webapp.core.security import new_token, token_digest
 from webapp.core.uploads import allow_uploads
-from webapp.errors import ErrorSchema, Forbidden
+from webapp.errors import ErrorSchema
 from webapp.extensions import db, limiter
 
-WIDGET_KEY_HEADER = "X-Widget-Key"
 VISITOR_HEADER = "X-Visitor-Token"
 UPLOAD_FEATURES = ("image", "voice")
 POLL_BATCH = 100  # messages per poll; the widget asks again after the last id it got
 
 blp = Blueprint("widget_api", __name__, url_prefix="/api/v1/widget", description="Web widget")
 
-WIDGET_KEY: dict[str, Any] = {"security": [{"widgetKeyAuth": []}]}
 VISITOR_PARAMETER: dict[str, Any] = {
     "in": "header",
     "name": VISITOR_HEADER,
@@ -89,19 +86,6 @@ RATE_LIMITS: list[Callable[..., Any]] = [
     _limit("WIDGET_RATELIMIT_KEY", _key_limit_key, ["POST"]),
     _limit("WIDGET_RATELIMIT_KEY_READS", _key_limit_key, ["GET"]),
 ]
-
-
-def widget_bot() -> Bot:
-    """The bot of the presented key (401 `invalid_widget_key`), called from one of its
-    allowed origins (403 `origin_not_allowed`)."""
-    bot = bot_by_publishable_key(request.headers.get(WIDGET_KEY_HEADER, ""))
-    origin = request.headers.get("Origin", "").strip().rstrip("/").lower()
-    if not origin or origin not in bot.allowed_origins:
-        raise Forbidden(
-            _("This site is not allowed to use the widget of this bot."),
-            error="origin_not_allowed",
-        )
-    return bot
 
 
 def _visitor_conversation(bot: Bot, conversation_id: int) -> Conversation:

@@ -17,8 +17,12 @@ from flask_babel import gettext as _
 from flask_smorest import Blueprint
 from flask_smorest.pagination import PaginationParameters
 
-from webapp.bots.api import ORGANIZATION_PARAMETER, PEOPLE_ONLY
-from webapp.bots.auth import caller_required, person_membership, person_required
+from webapp.api import (
+    ORGANIZATION_PARAMETER,
+    PEOPLE_DECORATORS,
+    PEOPLE_ONLY,
+    person_membership,
+)
 from webapp.bots.services import bot_of
 from webapp.core.pagination import paginate
 from webapp.core.uploads import allow_uploads
@@ -84,7 +88,7 @@ EXPORT_CONTENT: dict[str, Any] = {
 
 @blp.route("/bots/<int:bot_id>/faq", parameters=[ORGANIZATION_PARAMETER])
 class FaqEntries(MethodView):
-    decorators = [person_required, caller_required]
+    decorators = PEOPLE_DECORATORS
 
     @blp.arguments(FaqListArgsSchema, location="query")
     @blp.response(200, FaqEntrySchema(many=True))
@@ -116,7 +120,7 @@ class FaqEntries(MethodView):
 
 @blp.route("/bots/<int:bot_id>/faq/<int:entry_id>", parameters=[ORGANIZATION_PARAMETER])
 class FaqEntryDetail(MethodView):
-    decorators = [person_required, caller_required]
+    decorators = PEOPLE_DECORATORS
 
     @blp.response(200, FaqEntrySchema)
     @blp.doc(**PEOPLE_ONLY)
@@ -143,7 +147,7 @@ class FaqEntryDetail(MethodView):
 
 @blp.route("/bots/<int:bot_id>/answer-preview", parameters=[ORGANIZATION_PARAMETER])
 class AnswerPreview(MethodView):
-    decorators = [person_required, caller_required]
+    decorators = PEOPLE_DECORATORS
 
     @blp.arguments(AnswerPreviewArgsSchema)
     @blp.response(200, AnswerPreviewSchema)
@@ -202,7 +206,7 @@ def _read_import_request() -> tuple[bytes, dict[str, Any]]:
 
 @blp.route("/bots/<int:bot_id>/faq/import", parameters=[ORGANIZATION_PARAMETER])
 class FaqImport(MethodView):
-    decorators = [person_required, caller_required]
+    decorators = PEOPLE_DECORATORS
 
     @blp.response(201, ImportReportSchema, description="Imported: every row saved")
     @blp.alt_response(
@@ -243,7 +247,7 @@ class FaqImport(MethodView):
 
 @blp.route("/bots/<int:bot_id>/faq/export", parameters=[ORGANIZATION_PARAMETER])
 class FaqExport(MethodView):
-    decorators = [person_required, caller_required]
+    decorators = PEOPLE_DECORATORS
 
     @blp.arguments(ExportArgsSchema, location="query")
     @blp.response(200, description="The entries as a file that imports back unchanged")

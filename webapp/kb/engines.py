@@ -1,16 +1,17 @@
-"""Answer engines: one interface, so another engine can stand beside the default.
+"""Answer engines: one interface, the answer policy they share, and the lexical engine.
 
-The default, `LexicalEngine`, retrieves the best FAQ entry with BM25 (bm25s) over
-jieba words, character bigrams and single characters (`webapp.kb.text`), and answers
-with it when its confidence reaches the bot's threshold; below it the bot says its
-fallback text and asks for a person.
+`decide` is the answer policy of every engine (three bands, the bot's two thresholds).
+`LexicalEngine` retrieves the best FAQ entries with BM25 (bm25s) over jieba words,
+character bigrams and single characters (`webapp.kb.text`), and calibrates their
+lexical confidence (`lexical_probability`); the default engine, `webapp.kb.hybrid`,
+builds on its index. The optional LLM engine is in `webapp.kb.llm`;
+`webapp.kb.answering` picks the engine.
 
-Each process keeps one index per bot, tagged with the bot's
+Each process keeps one index per bot (`IndexCache`), tagged with the bot's
 `knowledge_version`: any change to the bot's entries bumps the version, and the
 next question rebuilds the index once (reusing the tokens of unchanged texts);
-questions in between only search it. The last `MAX_CACHED_INDEXES` bots' indexes
-are kept (least recently used goes first). The optional LLM engine is in
-`webapp.kb.llm`.
+questions in between only search it. The most recently used bots' indexes are kept,
+within a count and an entry budget.
 
 Retrieval: BM25 over every phrasing of every enabled entry (question and similar
 questions, one document each) picks the candidates; confidence then ranks them.

@@ -39,7 +39,7 @@ from webapp.kb.engines import Answer
 from webapp.kb.forms import FaqEntryForm, ImportForm
 from webapp.kb.models import QUESTION_MAX_LENGTH, FaqEntry
 from webapp.orgs.models import OrganizationMember
-from webapp.orgs.views import current_membership
+from webapp.portal import current_membership
 
 bp = Blueprint("kb", __name__)
 

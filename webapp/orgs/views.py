@@ -18,27 +18,10 @@ from webapp.errors import AppError, Conflict
 from webapp.extensions import db, login_manager
 from webapp.orgs import services
 from webapp.orgs.forms import InviteForm, OrganizationForm, RoleForm
-from webapp.orgs.models import ROLE_LABELS, Organization, OrganizationMember, Role
+from webapp.orgs.models import ROLE_LABELS, Organization, Role
+from webapp.portal import CURRENT_ORG_KEY, current_membership
 
 bp = Blueprint("orgs", __name__)
-
-CURRENT_ORG_KEY = "org_id"
-
-
-def current_membership() -> OrganizationMember | None:
-    """The membership of the organization picked in the switcher (or the first one)."""
-    memberships = db.session.scalars(services.memberships_of(current_user)).all()
-    chosen = session.get(CURRENT_ORG_KEY)
-    for membership in memberships:
-        if membership.organization_id == chosen:
-            return membership
-    return memberships[0] if memberships else None
-
-
-def no_organization() -> Response:
-    """Where a page that needs an organization sends someone who has none yet."""
-    flash(_("Create an organization first."), "info")
-    return redirect(url_for("orgs.dashboard"))
 
 
 @bp.app_context_processor

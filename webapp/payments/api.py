@@ -17,11 +17,16 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from webapp.api import (
+    ORGANIZATION_PARAMETER,
+    PEOPLE_DECORATORS,
+    PEOPLE_IN_ORGANIZATION,
+    PEOPLE_ONLY,
+    person_membership,
+)
 from webapp.billing import services as billing_services
-from webapp.billing.api import PEOPLE_DECORATORS, PEOPLE_ONLY, order_view
 from webapp.billing.models import Order
-from webapp.billing.schemas import OrderSchema
-from webapp.bots.auth import person_membership
+from webapp.billing.schemas import OrderSchema, order_view
 from webapp.errors import AppError
 from webapp.extensions import api, db
 from webapp.payments import services
@@ -114,7 +119,7 @@ class WechatCreate(MethodView):
 
     @blp.arguments(CreatePaymentSchema)
     @blp.response(201, WechatPaymentSchema)
-    @blp.doc(**PEOPLE_ONLY)
+    @blp.doc(**PEOPLE_IN_ORGANIZATION)
     def post(self, data: dict[str, Any]) -> dict[str, Any]:
         """Pay a pending order with WeChat Pay (owner or admin): the QR `code_url`
 
@@ -131,7 +136,7 @@ class AlipayCreate(MethodView):
 
     @blp.arguments(CreatePaymentSchema)
     @blp.response(201, AlipayPaymentSchema)
-    @blp.doc(**PEOPLE_ONLY)
+    @blp.doc(**PEOPLE_IN_ORGANIZATION)
     def post(self, data: dict[str, Any]) -> dict[str, Any]:
         """Pay a pending order with Alipay (owner or admin): the cashier `pay_url`
 
@@ -142,13 +147,13 @@ class AlipayCreate(MethodView):
 
 
 # Route-level, so that it adds to the query parameters instead of replacing them.
-@blp.route("/orders/<int:order_id>", parameters=PEOPLE_ONLY["parameters"])
+@blp.route("/orders/<int:order_id>", parameters=[ORGANIZATION_PARAMETER])
 class PaymentOrder(MethodView):
     decorators = PEOPLE_DECORATORS
 
     @blp.arguments(OrderQuerySchema, location="query")
     @blp.response(200, OrderSchema)
-    @blp.doc(security=PEOPLE_ONLY["security"])
+    @blp.doc(**PEOPLE_ONLY)
     def get(self, query: dict[str, Any], order_id: int) -> dict[str, Any]:
         """An order and its payment status (any member)
 

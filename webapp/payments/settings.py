@@ -1,26 +1,38 @@
 """Where each payment channel's keys and gateway come from.
 
-Live mode takes everything from the configuration (design §6). Sandbox mode
-fills whatever is unset from the sandbox's generated keys and points the
-gateways at the sandbox blueprint of this same app. `WECHATPAY_GATEWAY` and
-`ALIPAY_GATEWAY` override the provider URL in every mode.
+Live mode takes everything from the configuration (design §6). In sandbox mode
+the payment sandbox, when the app factory registers it, registers a
+`SettingsSource` that fills whatever is unset with its generated keys and
+gateways on this same app; this module never imports the sandbox.
+`WECHATPAY_GATEWAY` and `ALIPAY_GATEWAY` override the provider URL in every mode.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
-from flask import current_app
+from flask import Flask, current_app
 
 from webapp.config import ConfigurationError
-from webapp.payments.sandbox.keys import SandboxKeys, load_or_create_keys
 
-SANDBOX_PREFIX = "/sandbox"
-WECHAT_SANDBOX_PATH = SANDBOX_PREFIX + "/wechatpay"
-ALIPAY_SANDBOX_PATH = SANDBOX_PREFIX + "/alipay/gateway.do"
 ALIPAY_LIVE_GATEWAY = "https://openapi.alipay.com/gateway.do"
-SANDBOX_SELLER_ID = "2088721000000001"  # the sandbox merchant's PID
+SETTINGS_SOURCE = "payment_settings_source"  # its key in app.extensions
+
+
+class SettingsSource(Protocol):
+    """What fills the channel settings the configuration leaves unset."""
+
+    def defaults(self) -> Mapping[str, str]:
+        """Values by configuration name (WECHATPAY_MCHID, ALIPAY_GATEWAY, ...)."""
+        ...
+
+    def install_platform_certificate(self, cert_dir: Path) -> None:
+        """Certificate mode: put the WeChat Pay platform certificate an operator would have
+        downloaded into an empty WECHATPAY_CERT_DIR."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -52,8 +64,18 @@ def is_sandbox() -> bool:
     return bool(current_app.config["PAYMENTS_MODE"] == "sandbox")
 
 
-def sandbox_keys() -> SandboxKeys:
-    return load_or_create_keys(current_app.instance_path)
+def register_settings_source(app: Flask, source: SettingsSource) -> None:
+    app.extensions[SETTINGS_SOURCE] = source
+
+
+def settings_source() -> SettingsSource | None:
+    source: SettingsSource | None = current_app.extensions.get(SETTINGS_SOURCE)
+    return source
+
+
+def _defaults() -> Mapping[str, str]:
+    source = settings_source()
+    return source.defaults() if source is not None else {}
 
 
 def read_key(value: str) -> str:
@@ -64,12 +86,12 @@ def read_key(value: str) -> str:
     return text
 
 
-def _setting(name: str, sandbox_value: str | None) -> str:
+def _setting(name: str, defaults: Mapping[str, str]) -> str:
     value = current_app.config.get(name)
     if value:
         return read_key(str(value)) if "KEY" in name else str(value)
-    if sandbox_value is not None and is_sandbox():
-        return sandbox_value
+    if name in defaults:
+        return defaults[name]
     raise ConfigurationError(
         f"{name} is not set (PAYMENTS_MODE={current_app.config['PAYMENTS_MODE']})."
     )
@@ -77,47 +99,39 @@ def _setting(name: str, sandbox_value: str | None) -> str:
 
 def wechat_settings() -> WechatSettings:
     config = current_app.config
-    keys = sandbox_keys() if is_sandbox() else None
+    defaults = _defaults()
     base_url = config["BASE_URL"]
     certificate_mode = bool(config.get("WECHATPAY_CERT_DIR")) and not config.get(
         "WECHATPAY_PUBLIC_KEY"
     )
     public_key = public_key_id = None
     if not certificate_mode:
-        public_key = _setting("WECHATPAY_PUBLIC_KEY", keys.platform_public_key if keys else None)
-        public_key_id = _setting(
-            "WECHATPAY_PUBLIC_KEY_ID", keys.platform_public_key_id if keys else None
-        )
+        public_key = _setting("WECHATPAY_PUBLIC_KEY", defaults)
+        public_key_id = _setting("WECHATPAY_PUBLIC_KEY_ID", defaults)
     return WechatSettings(
-        mchid=_setting("WECHATPAY_MCHID", keys.wechat_mchid if keys else None),
-        appid=_setting("WECHATPAY_APPID", keys.wechat_appid if keys else None),
-        apiv3_key=_setting("WECHATPAY_APIV3_KEY", keys.wechat_apiv3_key if keys else None),
-        private_key=_setting("WECHATPAY_PRIVATE_KEY", keys.merchant_private_key if keys else None),
-        cert_serial_no=_setting(
-            "WECHATPAY_CERT_SERIAL_NO", keys.merchant_serial_no if keys else None
-        ),
+        mchid=_setting("WECHATPAY_MCHID", defaults),
+        appid=_setting("WECHATPAY_APPID", defaults),
+        apiv3_key=_setting("WECHATPAY_APIV3_KEY", defaults),
+        private_key=_setting("WECHATPAY_PRIVATE_KEY", defaults),
+        cert_serial_no=_setting("WECHATPAY_CERT_SERIAL_NO", defaults),
         public_key=public_key,
         public_key_id=public_key_id,
         cert_dir=config.get("WECHATPAY_CERT_DIR") if certificate_mode else None,
-        gateway=config.get("WECHATPAY_GATEWAY")
-        or (base_url + WECHAT_SANDBOX_PATH if keys else None),
+        gateway=config.get("WECHATPAY_GATEWAY") or defaults.get("WECHATPAY_GATEWAY"),
         notify_url=base_url + "/api/v1/payments/wechat/notify",
     )
 
 
 def alipay_settings() -> AlipaySettings:
     config = current_app.config
-    keys = sandbox_keys() if is_sandbox() else None
+    defaults = _defaults()
     base_url = config["BASE_URL"]
     return AlipaySettings(
-        appid=_setting("ALIPAY_APPID", keys.alipay_appid if keys else None),
-        app_private_key=_setting(
-            "ALIPAY_APP_PRIVATE_KEY", keys.alipay_app_private_key if keys else None
-        ),
-        alipay_public_key=_setting("ALIPAY_PUBLIC_KEY", keys.alipay_public_key if keys else None),
+        appid=_setting("ALIPAY_APPID", defaults),
+        app_private_key=_setting("ALIPAY_APP_PRIVATE_KEY", defaults),
+        alipay_public_key=_setting("ALIPAY_PUBLIC_KEY", defaults),
         sign_type=config["ALIPAY_SIGN_TYPE"],
-        gateway=config.get("ALIPAY_GATEWAY")
-        or (base_url + ALIPAY_SANDBOX_PATH if keys else ALIPAY_LIVE_GATEWAY),
+        gateway=config.get("ALIPAY_GATEWAY") or defaults.get("ALIPAY_GATEWAY", ALIPAY_LIVE_GATEWAY),
         notify_url=base_url + "/api/v1/payments/alipay/notify",
-        seller_id=config.get("ALIPAY_SELLER_ID") or (SANDBOX_SELLER_ID if keys else None),
+        seller_id=config.get("ALIPAY_SELLER_ID") or defaults.get("ALIPAY_SELLER_ID"),
     )

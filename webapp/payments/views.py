@@ -20,17 +20,16 @@ from markupsafe import Markup
 from werkzeug.wrappers import Response
 
 from webapp.billing import services as billing_services
-from webapp.billing.models import Order, OrderStatus
-from webapp.billing.views import STATUS_LABELS
+from webapp.billing.models import ORDER_STATUS_LABELS, Order, OrderStatus
 from webapp.db import utcnow
 from webapp.errors import AppError, NotFound
 from webapp.extensions import db
 from webapp.orgs import services as orgs_services
 from webapp.orgs.models import OrganizationMember
-from webapp.orgs.views import CURRENT_ORG_KEY
 from webapp.payments import services
 from webapp.payments.models import Channel, ProviderOrder
 from webapp.payments.settings import is_sandbox
+from webapp.portal import CURRENT_ORG_KEY
 
 bp = Blueprint("payments", __name__)
 
@@ -135,7 +134,7 @@ def wechat(order_id: int) -> Response | str:
         organization=membership.organization,
         code_url=provider_order.pay_url,
         qr=qr_svg(provider_order.pay_url),
-        status_labels=STATUS_LABELS,
+        status_labels=ORDER_STATUS_LABELS,
         poll_ms=STATUS_POLL_MILLISECONDS,
     )
 
@@ -149,7 +148,7 @@ def order_status(order_id: int) -> Response:
         order = services.refresh_order(order.id)
         db.session.commit()
     return jsonify(
-        id=order.id, status=order.status, label=str(STATUS_LABELS[OrderStatus(order.status)])
+        id=order.id, status=order.status, label=str(ORDER_STATUS_LABELS[OrderStatus(order.status)])
     )
 
 
@@ -169,6 +168,6 @@ def order_return(order_id: int) -> str:
         "payments/return.html",
         order=order,
         organization=membership.organization,
-        status_labels=STATUS_LABELS,
+        status_labels=ORDER_STATUS_LABELS,
         poll_ms=STATUS_POLL_MILLISECONDS,
     )

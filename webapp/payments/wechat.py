@@ -18,7 +18,7 @@ from flask import current_app
 from wechatpayv3 import WeChatPay, WeChatPayType
 
 from webapp.billing.periods import SHANGHAI
-from webapp.payments.settings import WechatSettings, is_sandbox, sandbox_keys, wechat_settings
+from webapp.payments.settings import settings_source, wechat_settings
 
 EXTENSION_KEY = "wechatpay_client"
 
@@ -57,28 +57,16 @@ class WechatTrade:
         return self.transaction_id
 
 
-def _install_sandbox_certificate(settings: WechatSettings) -> None:
-    """Certificate mode in the sandbox: the platform certificate, as an operator would
-    have downloaded it, lands in WECHATPAY_CERT_DIR (the SDK's first download ignores
-    the gateway override). Later rotations are fetched by the SDK from the sandbox."""
-    assert settings.cert_dir is not None
-    directory = Path(settings.cert_dir)
-    if not any(directory.glob("*.pem")):
-        directory.mkdir(parents=True, exist_ok=True)
-        keys = sandbox_keys()
-        (directory / f"{keys.platform_certificate_serial}.pem").write_text(
-            keys.platform_certificate
-        )
-
-
 def client() -> WeChatPay:
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     cached: WeChatPay | None = app.extensions.get(EXTENSION_KEY)
     if cached is not None:
         return cached
     settings = wechat_settings()
-    if settings.cert_dir and is_sandbox():
-        _install_sandbox_certificate(settings)
+    source = settings_source()
+    if settings.cert_dir and source is not None:
+        # The SDK's first certificate download ignores the gateway override.
+        source.install_platform_certificate(Path(settings.cert_dir))
     timeout = app.config["PAYMENT_HTTP_TIMEOUT_SECONDS"]
     pay = WeChatPay(
         wechatpay_type=WeChatPayType.NATIVE,

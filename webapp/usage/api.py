@@ -11,25 +11,29 @@ tens of millions of records as at ten.
 
 from __future__ import annotations
 
-from datetime import UTC, date
+from datetime import date
 from typing import Any
 
-from flask import Response
 from flask.views import MethodView
 from flask_babel import gettext as _
 from flask_smorest import Blueprint
 
-from webapp.billing.periods import SHANGHAI
-from webapp.bots.auth import (
-    CALLER_SECURITY,
+from webapp.api import (
+    BOTS_OR_PEOPLE,
+    QUOTA_HEADERS,
+    REPLAYED_HEADER,
     acting_bot,
+    api_key_caller,
     caller_required,
     current_caller,
     person_required_unless_api_key,
     presented_api_key,
+    quota_exceeded,
+    quota_headers,
 )
+from webapp.billing.periods import SHANGHAI
 from webapp.db import utcnow
-from webapp.errors import AppError, ErrorSchema, json_error
+from webapp.errors import AppError, ErrorSchema
 from webapp.extensions import db
 from webapp.usage import services
 from webapp.usage.models import UsageKind
@@ -46,44 +50,7 @@ from webapp.usage.schemas import (
 
 blp = Blueprint("usage_api", __name__, url_prefix="/api/v1/usage", description="Usage and quotas")
 
-UNLIMITED = "unlimited"
-QUOTA_HEADERS: dict[str, Any] = {
-    "X-Quota-Limit": {
-        "description": "Monthly message quota, or `unlimited`",
-        "schema": {"type": "string"},
-    },
-    "X-Quota-Remaining": {
-        "description": "What is left of it, or `unlimited`",
-        "schema": {"type": "string"},
-    },
-    "X-Quota-Reset": {
-        "description": "End of the calendar month (Asia/Shanghai), RFC 3339 in UTC",
-        "schema": {"type": "string", "format": "date-time"},
-    },
-}
-REPLAYED_HEADER = "Idempotent-Replayed"
-
-
-def quota_headers(result: services.UsageResult) -> dict[str, str]:
-    def number(value: int | None) -> str:
-        return UNLIMITED if value is None else str(value)
-
-    return {
-        "X-Quota-Limit": number(result.limit),
-        "X-Quota-Remaining": number(result.remaining),
-        "X-Quota-Reset": result.period_end.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-    }
-
-
-@blp.errorhandler(services.QuotaExceeded)
-def quota_exceeded(error: services.QuotaExceeded) -> Response:
-    """The envelope, plus where the quota stands and when to try again."""
-    response = json_error(error.status, error.error, error.message, error.errors)
-    if error.usage is not None:
-        response.headers.update(quota_headers(error.usage))
-        wait = error.usage.period_end - utcnow()
-        response.headers["Retry-After"] = str(max(int(wait.total_seconds()), 0))
-    return response
+blp.errorhandler(services.QuotaExceeded)(quota_exceeded)
 
 
 def _idempotency_key(body: str | None, header: str | None) -> str | None:
@@ -133,7 +100,7 @@ class Record(MethodView):
         "headers and Retry-After (seconds until the quota resets).",
         headers=QUOTA_HEADERS,
     )
-    @blp.doc(security=CALLER_SECURITY)
+    @blp.doc(**BOTS_OR_PEOPLE)
     def post(self, data: dict[str, Any], headers: dict[str, Any]) -> Any:
         """Count bot messages against the monthly quota
 
@@ -142,7 +109,9 @@ class Record(MethodView):
         """
         kind, quantity = UsageKind(data["kind"]), data["quantity"]
         idempotency_key = _idempotency_key(data["idempotency_key"], headers["idempotency_key"])
-        if (presented := presented_api_key()) is not None:
+        presented = presented_api_key()
+        result = None
+        if presented is not None:
             result = services.record_with_api_key(
                 presented,
                 kind,
@@ -150,13 +119,14 @@ class Record(MethodView):
                 bot_id=data["bot_id"],
                 idempotency_key=idempotency_key,
             )
-        else:
-            caller = current_caller()
+        if result is None:
+            caller = current_caller() if presented is None else api_key_caller(presented)
             result = services.record_usage(
                 caller.organization_id,
                 kind,
                 quantity,
                 bot_id=acting_bot(caller, data["bot_id"]),
+                api_key_id=caller.api_key.id if caller.api_key else None,
                 idempotency_key=idempotency_key,
             )
         db.session.commit()
@@ -171,7 +141,7 @@ class Stats(MethodView):
     decorators = [caller_required]
 
     @blp.response(200, UsageStatsSchema)
-    @blp.doc(security=CALLER_SECURITY)
+    @blp.doc(**BOTS_OR_PEOPLE)
     def get(self) -> dict[str, Any]:
         """This month's usage: per kind, against the shared quota; bots against the plan"""
         stats = services.usage_stats(current_caller().organization_id)
@@ -213,7 +183,7 @@ class History(MethodView):
     @blp.response(200, UsageHistorySchema)
     @blp.alt_response(403, schema=ErrorSchema, description="`bot_mismatch`")
     @blp.alt_response(404, schema=ErrorSchema, description="`bot_not_found`")
-    @blp.doc(security=CALLER_SECURITY)
+    @blp.doc(**BOTS_OR_PEOPLE)
     def get(self, query: dict[str, Any]) -> dict[str, Any]:
         """Usage per day or month (Asia/Shanghai), zeros included, per kind
 

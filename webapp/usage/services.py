@@ -5,10 +5,11 @@ conditional UPDATE that consumes the quota only if it fits, and the daily
 rollup. If the quota does not fit, `QuotaExceeded` is raised and the caller's
 rollback removes the record too: nothing is counted.
 
-`record_with_api_key` is the HTTP endpoint's path for bots: on PostgreSQL it
+`record_with_api_key` is the HTTP endpoint's fast path for bots: on PostgreSQL it
 authenticates the key and records in one statement (one round trip, then the
-commit); anything but a plain success there goes through the general path,
-which gives the precise answer (401, 403, 429, an idempotent replay).
+commit); anything but a plain success there is left to the general path (the
+endpoint authenticates the key and calls `record_usage`), which gives the precise
+answer (401, 403, 429, an idempotent replay).
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from flask_babel import gettext as _
 from webapp.billing.models import Plan
 from webapp.billing.periods import SHANGHAI, month_start, next_month_start
 from webapp.billing.services import claim_notice, plan_of
-from webapp.bots.auth import acting_bot, api_key_caller
 from webapp.bots.services import (
     LAST_USED_RESOLUTION,
     api_key_parts,
@@ -327,31 +327,22 @@ def record_with_api_key(
     *,
     bot_id: int | None = None,
     idempotency_key: str | None = None,
-) -> UsageResult:
-    """Authenticate a bot's API key and record its usage: `record_usage` for HTTP callers.
+) -> UsageResult | None:
+    """Authenticate a bot's API key and record its usage in one statement, on PostgreSQL.
 
-    On PostgreSQL a plain success takes one statement; anything else is rolled back and
-    retried through `api_key_caller` and `record_usage`, which answer it precisely.
+    None when that is not a plain success (or not PostgreSQL): nothing is left of the
+    attempt, and the caller authenticates the key and calls `record_usage`, which
+    answers precisely.
     """
-    now = utcnow()
     connection = db.session.connection()
-    if connection.dialect.name == "postgresql":
-        result = _record_in_one_statement(
-            connection, token, kind, quantity, bot_id, idempotency_key, now
-        )
-        if result is not None:
-            return result
-        db.session.rollback()
-    caller = api_key_caller(token)
-    return record_usage(
-        caller.organization_id,
-        kind,
-        quantity,
-        bot_id=acting_bot(caller, bot_id),
-        api_key_id=caller.api_key.id if caller.api_key else None,
-        idempotency_key=idempotency_key,
-        now=now,
+    if connection.dialect.name != "postgresql":
+        return None
+    result = _record_in_one_statement(
+        connection, token, kind, quantity, bot_id, idempotency_key, utcnow()
     )
+    if result is None:
+        db.session.rollback()
+    return result
 
 
 def _record_in_one_statement(

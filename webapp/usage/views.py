@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, render_template
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
@@ -16,7 +16,7 @@ from webapp.billing.periods import SHANGHAI
 from webapp.bots.services import bot_of, bots_of
 from webapp.db import utcnow
 from webapp.extensions import db
-from webapp.orgs.views import current_membership, no_organization
+from webapp.portal import bot_arg, current_membership, no_organization
 from webapp.usage import charts, services
 
 bp = Blueprint("usage", __name__)
@@ -73,9 +73,3 @@ def index() -> Response | str:
         monthly_chart=charts.monthly_chart(months, quota),
         kind_labels=charts.kind_labels(),
     )
-
-
-def bot_arg() -> int | None:
-    """The `bot` filter: a bot id, or nothing (all bots); anything else is ignored."""
-    raw = request.args.get("bot", "")
-    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 9 else None

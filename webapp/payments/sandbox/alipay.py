@@ -31,6 +31,8 @@ from werkzeug.exceptions import HTTPException
 from webapp.errors import render_error_page
 from webapp.payments.sandbox import notify as delivery
 from webapp.payments.sandbox.common import (
+    SANDBOX_PREFIX,
+    SANDBOX_SELLER_ID,
     SandboxError,
     alipay_time,
     current_keys,
@@ -41,7 +43,6 @@ from webapp.payments.sandbox.common import (
 from webapp.payments.sandbox.crypto import random_digits, rsa_sign, rsa_verify
 from webapp.payments.sandbox.keys import SandboxKeys
 from webapp.payments.sandbox.store import AlipayTradeRecord, Store
-from webapp.payments.settings import SANDBOX_PREFIX, SANDBOX_SELLER_ID
 
 bp = Blueprint("alipay", __name__, url_prefix="/alipay")
 

@@ -11,6 +11,10 @@ from webapp.payments.sandbox.keys import SandboxKeys, load_or_create_keys
 from webapp.payments.sandbox.store import Store
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
+SANDBOX_PREFIX = "/sandbox"
+WECHAT_SANDBOX_PATH = SANDBOX_PREFIX + "/wechatpay"
+ALIPAY_SANDBOX_PATH = SANDBOX_PREFIX + "/alipay/gateway.do"
+SANDBOX_SELLER_ID = "2088721000000001"  # the sandbox merchant's PID
 
 
 class SandboxError(Exception):

@@ -35,6 +35,7 @@ from werkzeug.exceptions import HTTPException
 from webapp.errors import render_error_page
 from webapp.payments.sandbox import notify as delivery
 from webapp.payments.sandbox.common import (
+    WECHAT_SANDBOX_PATH,
     SandboxError,
     current_keys,
     current_store,
@@ -52,7 +53,6 @@ from webapp.payments.sandbox.crypto import (
 )
 from webapp.payments.sandbox.keys import SandboxKeys, new_platform_certificate
 from webapp.payments.sandbox.store import CertificateRecord, Store, WechatTradeRecord
-from webapp.payments.settings import WECHAT_SANDBOX_PATH
 
 bp = Blueprint("wechatpay", __name__, url_prefix="/wechatpay")
 

@@ -1,32 +1,85 @@
-"""Who is calling an organization-scoped API endpoint: a bot (API key) or a person (JWT).
+"""What every `/api/v1` blueprint shares: who may call, the organization, doc fragments, quotas.
 
-Bots send `Authorization: Bearer sk_...` or `X-API-Key: sk_...`; the key implies
-its organization. People send their access JWT and pick the organization with
-`X-Organization-ID` (or `?organization_id=`), which defaults to their only one.
-API keys never pass `jwt_required()`, so they cannot reach people's endpoints.
+Who calls:
+- people send their access JWT and pick the organization with `X-Organization-ID`
+  (or `?organization_id=`), which defaults to their only one;
+- bots send an API key (`Authorization: Bearer sk_...` or `X-API-Key: sk_...`), which
+  implies its organization (and, when bound to one, its bot). API keys never pass
+  `jwt_required()`, so they cannot reach people's endpoints;
+- the web widget sends its bot's publishable key (`X-Widget-Key: pk_...`) from one of
+  the bot's allowed origins.
+
+The rules about keys and bots themselves are in `webapp.bots.services`. Feature
+`api.py` modules import from here, never from one another.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC
 from functools import wraps
 from typing import Any
 
-from flask import g, request
+from flask import Response, g, request
 from flask_babel import gettext as _
 from flask_jwt_extended import get_current_user, verify_jwt_in_request
 
 from webapp.auth.models import User
-from webapp.bots.services import KeyIdentity, authenticate_api_key, looks_like_api_key
-from webapp.errors import AppError, Forbidden, Unauthorized
+from webapp.bots.models import Bot
+from webapp.bots.services import (
+    KeyIdentity,
+    authenticate_api_key,
+    bot_by_publishable_key,
+    looks_like_api_key,
+)
+from webapp.db import utcnow
+from webapp.errors import AppError, Forbidden, Unauthorized, json_error
 from webapp.extensions import db
 from webapp.orgs.models import OrganizationMember
 from webapp.orgs.services import membership_for, memberships_of
+from webapp.usage.services import QuotaExceeded, UsageResult
 
 ORGANIZATION_HEADER = "X-Organization-ID"
 API_KEY_HEADER = "X-API-Key"
+WIDGET_KEY_HEADER = "X-Widget-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"  # "true" on the answer to an idempotent retry
+
+# --- doc fragments ----------------------------------------------------------------------
+
 CALLER_SECURITY: list[dict[str, list[str]]] = [{"apiKeyAuth": []}, {"bearerAuth": []}]
+PEOPLE_ONLY: dict[str, Any] = {"security": [{"bearerAuth": []}]}
+BOTS_OR_PEOPLE: dict[str, Any] = {"security": CALLER_SECURITY}
+WIDGET_KEY: dict[str, Any] = {"security": [{"widgetKeyAuth": []}]}
+ORGANIZATION_PARAMETER: dict[str, Any] = {
+    "in": "header",
+    "name": ORGANIZATION_HEADER,
+    "required": False,
+    "schema": {"type": "integer", "minimum": 1},
+    "description": (
+        "The organization (or `?organization_id=`); defaults to a person's only one, "
+        "and an API key implies its own"
+    ),
+}
+# For operations whose route does not declare ORGANIZATION_PARAMETER itself.
+PEOPLE_IN_ORGANIZATION: dict[str, Any] = {**PEOPLE_ONLY, "parameters": [ORGANIZATION_PARAMETER]}
+QUOTA_HEADERS: dict[str, Any] = {
+    "X-Quota-Limit": {
+        "description": "Monthly message quota, or `unlimited`",
+        "schema": {"type": "string"},
+    },
+    "X-Quota-Remaining": {
+        "description": "What is left of it, or `unlimited`",
+        "schema": {"type": "string"},
+    },
+    "X-Quota-Reset": {
+        "description": "End of the calendar month (Asia/Shanghai), RFC 3339 in UTC",
+        "schema": {"type": "string", "format": "date-time"},
+    },
+}
+UNLIMITED = "unlimited"
+
+# --- who calls --------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -157,3 +210,49 @@ def person_required_unless_api_key(view: Callable[..., Any]) -> Callable[..., An
         return view(*args, **kwargs)
 
     return wrapper
+
+
+# MethodView decorators for people's endpoints: the last one runs first (who calls,
+# for which organization), then API keys are refused.
+PEOPLE_DECORATORS = [person_required, caller_required]
+
+
+def widget_bot() -> Bot:
+    """The bot of the presented publishable key (401 `invalid_widget_key`), called from
+    one of its allowed origins (403 `origin_not_allowed`)."""
+    bot = bot_by_publishable_key(request.headers.get(WIDGET_KEY_HEADER, ""))
+    origin = request.headers.get("Origin", "").strip().rstrip("/").lower()
+    if not origin or origin not in bot.allowed_origins:
+        raise Forbidden(
+            _("This site is not allowed to use the widget of this bot."),
+            error="origin_not_allowed",
+        )
+    return bot
+
+
+# --- quotas -----------------------------------------------------------------------------
+
+
+def quota_headers(result: UsageResult) -> dict[str, str]:
+    def number(value: int | None) -> str:
+        return UNLIMITED if value is None else str(value)
+
+    return {
+        "X-Quota-Limit": number(result.limit),
+        "X-Quota-Remaining": number(result.remaining),
+        "X-Quota-Reset": result.period_end.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+def quota_exceeded(error: QuotaExceeded) -> Response:
+    """The envelope, plus where the quota stands and when to try again.
+
+    Register it on each blueprint whose calls count usage:
+    `blp.errorhandler(QuotaExceeded)(quota_exceeded)`.
+    """
+    response = json_error(error.status, error.error, error.message, error.errors)
+    if error.usage is not None:
+        response.headers.update(quota_headers(error.usage))
+        wait = error.usage.period_end - utcnow()
+        response.headers["Retry-After"] = str(max(int(wait.total_seconds()), 0))
+    return response

@@ -1,0 +1,40 @@
+"""What every portal blueprint shares: the organization picked in the switcher, where
+someone without one goes, and the `bot` filter of the statistics pages.
+
+Feature `views.py` modules import from here, never from one another.
+"""
+
+from __future__ import annotations
+
+from flask import flash, redirect, request, session, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from werkzeug.wrappers import Response
+
+from webapp.extensions import db
+from webapp.orgs.models import OrganizationMember
+from webapp.orgs.services import memberships_of
+
+CURRENT_ORG_KEY = "org_id"  # in the session: the organization picked in the switcher
+
+
+def current_membership() -> OrganizationMember | None:
+    """The membership of the organization picked in the switcher (or the first one)."""
+    memberships = db.session.scalars(memberships_of(current_user)).all()
+    chosen = session.get(CURRENT_ORG_KEY)
+    for membership in memberships:
+        if membership.organization_id == chosen:
+            return membership
+    return memberships[0] if memberships else None
+
+
+def no_organization() -> Response:
+    """Where a page that needs an organization sends someone who has none yet."""
+    flash(_("Create an organization first."), "info")
+    return redirect(url_for("orgs.dashboard"))
+
+
+def bot_arg() -> int | None:
+    """The `bot` filter: a bot id, or nothing (all bots); anything else is ignored."""
+    raw = request.args.get("bot", "")
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 9 else None
