@@ -20,7 +20,7 @@ from playwright.sync_api import BrowserContext, expect
 
 from tests.conversations import embed
 from tests.factories import DEFAULT_PASSWORD
-from tests.kb import add_tea_faq
+from tests.kb import add_tea_faq, offer_only_when_fairly_sure
 from tests.usage import conftest as usage_fixtures
 
 make_tenant = usage_fixtures.make_tenant  # the fixture, for this module's test
@@ -79,6 +79,7 @@ def test_widget_on_another_site_answers_hands_off_and_shows_the_agent(
     tenant = make_tenant(name="茶叶小店")
     bot_id = tenant.add_bot("小茶")
     add_tea_faq(tenant.api, bot_id)
+    offer_only_when_fairly_sure(app, bot_id)
     tenant.api.patch(
         f"/api/v1/bots/{bot_id}", json={"greeting": "您好，我是小茶，有什么可以帮您？"}
     )

@@ -9,6 +9,8 @@ that makes the bot worse fails; `clinic` is the domain the fit never saw.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import sqlalchemy as sa
 from flask import Flask
 
@@ -55,7 +57,7 @@ def test_the_engine_answers_the_labelled_questions_well_enough(app: Flask, tenan
                         answer.band,
                         labelled.get(answer.entry_id or 0),
                         tuple(labelled[m.entry_id] for m in answer.suggestions),
-                        answer.matches,
+                        tuple(replace(m, entry_id=labelled[m.entry_id]) for m in answer.matches),
                     )
                 )
 
