@@ -4,7 +4,11 @@ Jobs are plain functions in each feature's `tasks.py`, taking ids only; each
 runs inside an application context (see `AppContextWorker`).
 
 Periodic jobs (`CRON_JOBS`) are enqueued by rq's `CronScheduler`, run in a child
-process next to the worker so that `python worker.py` stays the one command.
+process next to the worker so that `python worker.py` stays the one command; delayed
+jobs (`enqueue_in`) are moved to their queue by rq's own scheduler, another child.
+Both children die with the worker, even when it is killed (SIGKILL): the kernel sends
+them SIGTERM (`die_with_parent`), they stop and release their Redis locks; a lock
+left by a child killed outright expires within a minute.
 Every periodic job is idempotent, so running more than one worker (each with
 its scheduler) only repeats work that finds nothing left to do; pass
 `--no-cron` to extra workers to spare them the repeats.
@@ -13,8 +17,10 @@ its scheduler) only repeats work that finds nothing left to do; pass
 from __future__ import annotations
 
 import argparse
+import ctypes
 import multiprocessing
 import os
+import signal
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -22,9 +28,11 @@ from typing import Any
 from redis import Redis
 from rq import Queue, Worker
 from rq.cron import CronScheduler
+from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
 from rq.exceptions import StopRequested
 from rq.executions import Execution
 from rq.job import Job
+from rq.scheduler import RQScheduler
 
 from webapp import create_app
 from webapp.billing import tasks as billing_tasks
@@ -46,6 +54,32 @@ CRON_JOBS: list[tuple[Callable[..., Any], int]] = [
 CRON_STOP_TIMEOUT = 10
 
 
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """In a child process: get SIGTERM when the parent dies, however it dies (Linux).
+
+    If the parent is already gone (it died before this ran), stop now."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent_pid:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+class SupervisedScheduler(RQScheduler):
+    """rq's scheduler for delayed jobs, in its forked child, dying with the worker."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.parent_pid = os.getpid()
+
+    def work(self) -> None:  # runs in the child
+        die_with_parent(self.parent_pid)
+        super().work()
+
+
 class AppContextWorker(Worker):
     """Runs every job inside the Flask application context (database, config, mail)."""
 
@@ -54,6 +88,29 @@ class AppContextWorker(Worker):
             # The job runs in a forked work horse: never reuse the parent's connections.
             db.engine.dispose(close=False)
             return super().perform_job(job, queue, execution)
+
+    def _start_scheduler(
+        self,
+        burst: bool = False,
+        logging_level: str | None = None,
+        date_format: str = DEFAULT_LOGGING_DATE_FORMAT,
+        log_format: str = DEFAULT_LOGGING_FORMAT,
+    ) -> None:
+        """rq's own (rq offers no hook for the scheduler class), with `SupervisedScheduler`
+        in the child; a burst run has no child and moves the jobs that are due itself."""
+        if burst:
+            super()._start_scheduler(burst, logging_level, date_format, log_format)
+            return
+        self.scheduler = SupervisedScheduler(
+            self.queues,
+            connection=self.connection,
+            logging_level=logging_level if logging_level is not None else self.log.level,
+            date_format=date_format,
+            log_format=log_format,
+            serializer=self.serializer,
+        )
+        if self.scheduler.acquire_locks():
+            self.scheduler.start()
 
 
 class WorkerCronScheduler(CronScheduler):
@@ -78,7 +135,9 @@ def build_cron(connection: Redis, queue_name: str, parent_pid: int) -> CronSched
 
 def run_cron(redis_url: str, queue_name: str, parent_pid: int) -> None:
     """The child process: enqueue the periodic jobs until told to stop (SIGTERM/SIGINT)."""
-    build_cron(Redis.from_url(redis_url), queue_name, parent_pid).start()
+    scheduler = build_cron(Redis.from_url(redis_url), queue_name, parent_pid)
+    die_with_parent(parent_pid)  # after build_cron: its signal handlers come with start()
+    scheduler.start()
 
 
 def start_cron(redis_url: str, queue_name: str) -> multiprocessing.Process:

@@ -388,6 +388,7 @@ class Target:
     body: str = ""  # JSON, sent with Content-Type: application/json
     api_keys: tuple[str, ...] = ()  # sent as X-API-Key, one after the other, request by request
     idempotency_header: str | None = None  # when set, a fresh value on every request
+    batch_events: int = 0  # when set, each request's body is a usage batch of that many events
     expect: int = 200  # the status of the check request sent before the load
 
     @property
@@ -402,6 +403,8 @@ class Target:
         }
         if self.idempotency_header:
             env["BENCH_IDEMPOTENCY_HEADER"] = self.idempotency_header
+        if self.batch_events:
+            env["BENCH_BATCH_EVENTS"] = str(self.batch_events)
         return env
 
     def check(self, port: int) -> None:

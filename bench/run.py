@@ -2,15 +2,18 @@
 
 1. A fresh PostgreSQL database `saas_bench` (127.0.0.1, user postgres), migrated.
 2. Organizations on the enterprise plan (unlimited: the quota never refuses), each
-   with an API key: one takes the write load, one holds the seeded history, 16 more
-   spread the write load in a diagnostic.
+   with an API key: one takes the write load, one holds the seeded history, one takes
+   the batches, 16 more spread the write load in a diagnostic.
 3. gunicorn `wsgi:app` (2 sync workers) on a free port of 127.0.0.1.
 4. usage_record.py: wrk, 64 connections: `GET /livez` (no database, no Redis: the
    framework's own ceiling) and `POST /api/v1/usage/record` back to back, then a
    consistency check (records = monthly counter = daily rollup).
-5. usage_reads.py: `GET /api/v1/usage/stats` and `/history` latency, sequential
+5. usage_batch.py: events per second through `POST /api/v1/usage/records` (100 events
+   per call) vs `POST /api/v1/usage/record`, 16 connections each; then the single
+   record's statement alone from 1 to 16 clients (the database-only limit).
+6. usage_reads.py: `GET /api/v1/usage/stats` and `/history` latency, sequential
    requests, at 10^4 and then 10^6 usage records of one organization.
-6. Diagnostics (skip with --quick): one variable changed at a time (concurrency,
+7. Diagnostics (skip with --quick): one variable changed at a time (concurrency,
    organizations, synchronous_commit, server shape), and the app's record statement
    run straight from a minimal client, without HTTP, Flask or SQLAlchemy.
 
@@ -31,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import usage_reads, usage_record  # noqa: E402
+from bench import usage_batch, usage_reads, usage_record  # noqa: E402
 from bench.harness import (  # noqa: E402
     DB_NAME,
     BenchError,
@@ -109,11 +112,11 @@ def main() -> int:
 
     log(f"fresh database {DB_NAME}")
     recreate_database()
-    write, read, *spread = seed_organizations(
-        [("Bench write", 0), ("Bench read", usage_reads.BOTS_PER_ORG)]
+    write, read, batches, *spread = seed_organizations(
+        [("Bench write", 0), ("Bench read", usage_reads.BOTS_PER_ORG), ("Bench batch", 0)]
         + [(f"Bench spread {n}", 0) for n in range(1, SPREAD_ORGS + 1)]
     )
-    log(f"seeded {2 + SPREAD_ORGS} organizations on the enterprise plan")
+    log(f"seeded {3 + SPREAD_ORGS} organizations on the enterprise plan")
     if args.wait_for_api:
         target = usage_record.record_target([write], idempotency)
         wait_for_endpoint(args.wait_for_api, target, config)
@@ -134,8 +137,12 @@ def main() -> int:
     with gunicorn(config) as port:
         main_round = usage_record.measure(port, load, write, config.label, idempotency)
         counts = usage_record.consistency([write])
+        batch_round = usage_batch.measure(port, load, batches)
+        batch_counts = usage_record.consistency([batches])
         reads = [] if args.skip_reads else usage_reads.section(port, read, args.reads, read_sizes)
-    report += [*usage_record.section(main_round, counts, load, idempotency), "", *reads]
+    limit = usage_batch.database_limit(batches, db_seconds)
+    report += [*usage_record.section(main_round, counts, load, idempotency), ""]
+    report += [*usage_batch.section(batch_round, limit, batch_counts, load), "", *reads]
 
     status = 0
     if not args.quick:

@@ -173,11 +173,7 @@ def record_statement_alone(orgs: list[Org], clients: int, seconds: int) -> DbOnl
 
     from webapp.bots.services import api_key_parts
     from webapp.usage.models import UsageKind
-    from webapp.usage.services import (
-        EXECUTE_RECORD_WITH_KEY,
-        PREPARE_RECORD_WITH_KEY,
-        record_parameters,
-    )
+    from webapp.usage.services import RECORD_WITH_KEY, record_parameters
 
     keys = [api_key_parts(org.api_key) for org in orgs]
     counts: list[int] = [0] * clients
@@ -186,7 +182,7 @@ def record_statement_alone(orgs: list[Org], clients: int, seconds: int) -> DbOnl
     def client(number: int) -> None:
         connection = psycopg2.connect(f"{PG_DSN} dbname={DB_NAME}")
         with connection.cursor() as cursor:
-            cursor.execute(PREPARE_RECORD_WITH_KEY)
+            cursor.execute(RECORD_WITH_KEY.prepare)
             while time.monotonic() < deadline:
                 key = keys[counts[number] % len(keys)]
                 assert key is not None
@@ -198,7 +194,7 @@ def record_statement_alone(orgs: list[Org], clients: int, seconds: int) -> DbOnl
                     f"db-{number}-{counts[number]}",
                     datetime.now(UTC),
                 )
-                cursor.execute(EXECUTE_RECORD_WITH_KEY, parameters)
+                cursor.execute(RECORD_WITH_KEY.execute, parameters)
                 if cursor.fetchone() is None:
                     raise BenchError("the record statement refused a record")
                 connection.commit()

@@ -7,10 +7,13 @@
 --                  taken in turn request by request
 --   BENCH_IDEMPOTENCY_HEADER  when set, every request carries this header with a
 --                  fresh value (run, thread, counter), like a bot that retries safely
+--   BENCH_BATCH_EVENTS  when set (n > 0), the body is a usage batch of n message events,
+--                  each with a fresh idempotency key (run, thread, counter, index)
 
 local method = os.getenv("BENCH_METHOD") or "GET"
 local body = os.getenv("BENCH_BODY") or ""
 local idempotency_header = os.getenv("BENCH_IDEMPOTENCY_HEADER") or ""
+local batch_events = tonumber(os.getenv("BENCH_BATCH_EVENTS") or "0") or 0
 local api_keys = {}
 for key in string.gmatch(os.getenv("BENCH_API_KEYS") or "", "[^,]+") do
   table.insert(api_keys, key)
@@ -35,9 +38,22 @@ end
 local sequence = 0
 local run_id = tostring(os.time())
 
-if idempotency_header ~= "" or #api_keys > 1 then
+local function batch_body(prefix)
+  local events = {}
+  for i = 1, batch_events do
+    events[i] = '{"kind":"message","idempotency_key":"' .. prefix .. "-" .. i .. '"}'
+  end
+  return '{"events":[' .. table.concat(events, ",") .. "]}"
+end
+
+if batch_events > 0 then
+  wrk.headers["Content-Type"] = "application/json"
+end
+
+if idempotency_header ~= "" or #api_keys > 1 or batch_events > 0 then
   request = function()
     sequence = sequence + 1
+    local unique = run_id .. "-" .. tostring(thread_id) .. "-" .. tostring(sequence)
     local headers = {}
     for name, value in pairs(wrk.headers) do
       headers[name] = value
@@ -46,7 +62,10 @@ if idempotency_header ~= "" or #api_keys > 1 then
       headers["X-API-Key"] = api_keys[sequence % #api_keys + 1]
     end
     if idempotency_header ~= "" then
-      headers[idempotency_header] = run_id .. "-" .. tostring(thread_id) .. "-" .. tostring(sequence)
+      headers[idempotency_header] = unique
+    end
+    if batch_events > 0 then
+      return wrk.format(nil, nil, headers, batch_body(unique))
     end
     return wrk.format(nil, nil, headers, nil)
   end

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,7 +25,8 @@ from tests.factories import DEFAULT_PASSWORD, UserFactory
 from webapp import create_app
 from webapp.auth.models import User
 from webapp.extensions import db, limiter
-from webapp.orgs.models import Organization
+from webapp.orgs import services as org_services
+from webapp.orgs.models import Organization, OrganizationMember
 
 os.environ.setdefault("APP_ENV", "testing")
 
@@ -35,6 +38,20 @@ def _recreate_database(url: str) -> None:
         connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
         connection.execute(sa.text(f'CREATE DATABASE "{target.database}"'))
     admin.dispose()
+
+
+@contextmanager
+def sqlite_owner(tmp_path: Path) -> Iterator[OrganizationMember]:
+    """The embedded default (`make run`): an app on a new SQLite file, migrated from scratch,
+    inside a request context, and the owner of one organization there (free plan)."""
+    sqlite_app = create_app("testing", SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path}/a.db")
+    with sqlite_app.test_request_context():
+        upgrade()
+        owner = User(email="sqlite@example.com", password_hash="x")
+        db.session.add(owner)
+        db.session.flush()
+        organization = org_services.create_organization(owner, "嵌入式公司")
+        yield org_services.membership_for(owner, organization.id)
 
 
 @pytest.fixture(scope="session")

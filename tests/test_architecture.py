@@ -22,6 +22,7 @@ FEATURES = (
     "usage",
     "bots",
     "kb",
+    "learning",
     "conversations",
     "analytics",
 )

@@ -43,7 +43,7 @@ def test_default_thresholds_take_the_new_defaults_and_custom_ones_are_mapped(
     module = migration()
     bots = [(1, 0.45, 0.25), (2, 0.6, 0.3), (3, 0.45, 0.1), (4, 0.2, 0.2)]
     with app.app_context():
-        upgrade(revision="0005")
+        upgrade(revision="0005")  # the bots' columns below are 0005's
         engine = sa.create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
         with engine.begin() as connection:
             connection.execute(
@@ -75,7 +75,7 @@ def test_default_thresholds_take_the_new_defaults_and_custom_ones_are_mapped(
 
         upgrade()
         moved = thresholds()
-        downgrade(revision="0005")
+        downgrade(revision=module.down_revision)
         back = thresholds()
         engine.dispose()
 

@@ -7,7 +7,7 @@ documents for its status code.
 
 Generated ids are pointed at real rows most of the time (the organization, its
 two members, a pending invitation, a bot, an API key, an FAQ entry, a
-conversation and a message; the X-Organization-ID header too) so org-scoped
+conversation, a message and a question to learn; the X-Organization-ID header too) so org-scoped
 operations reach the code behind the 404; the remaining cases keep the
 generated id. Before each case the organization is put
 back as it was (owner, member, pending invitation, bot, live key), so one
@@ -43,6 +43,7 @@ from webapp.core.security import new_token, token_digest
 from webapp.db import utcnow
 from webapp.extensions import db, limiter
 from webapp.kb.models import FaqEntry
+from webapp.learning.models import LearningItem
 from webapp.orgs.models import Invitation, OrganizationMember, Role
 
 CHECKS = [not_a_server_error, response_schema_conformance]
@@ -66,6 +67,7 @@ class FuzzAccount:
     entry_id: int = 0
     conversation_id: int = 0
     message_id: int = 0
+    item_id: int = 0
 
     def login(self) -> dict[str, Any]:
         response = self.client.post(
@@ -154,6 +156,18 @@ class FuzzAccount:
                 db.session.add(message)
                 db.session.flush()
                 self.message_id = message.id
+            item = db.session.get(LearningItem, self.item_id)
+            if item is None:
+                item = LearningItem(
+                    organization_id=self.organization_id,
+                    bot_id=self.bot_id,
+                    question_key="周末营业吗",
+                    text="周末营业吗？",
+                )
+                db.session.add(item)
+                db.session.flush()
+                self.item_id = item.id
+            item.status = "open"
             db.session.commit()
 
     def real_ids(self) -> dict[str, list[int]]:
@@ -166,6 +180,7 @@ class FuzzAccount:
             "entry_id": [self.entry_id],
             "conversation_id": [self.conversation_id],
             "message_id": [self.message_id],
+            "item_id": [self.item_id],
         }
 
 

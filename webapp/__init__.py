@@ -37,6 +37,7 @@ def create_app(app_env: str | None = None, **overrides: Any) -> Flask:
     config_class.validate(app.config)
 
     register_proxy_fix(app)
+    register_converters(app)
     register_extensions(app)
     register_blueprints(app)
     register_error_handlers(app)
@@ -52,10 +53,17 @@ def register_proxy_fix(app: Flask) -> None:
         )
 
 
+def register_converters(app: Flask) -> None:
+    from webapp.core.routing import register_converters as register
+
+    register(app)
+
+
 def register_extensions(app: Flask) -> None:
     from webapp import models  # noqa: F401  (every model known to SQLAlchemy/Alembic)
     from webapp.auth.jwt import register_jwt_handlers
     from webapp.auth.views import register_login_manager
+    from webapp.core.headers import register_security_headers
     from webapp.core.i18n import register_i18n
     from webapp.core.jobs import register_jobs
     from webapp.extensions import api, bootstrap, cors, csrf, db, jwt, limiter, mail, migrate
@@ -82,6 +90,7 @@ def register_extensions(app: Flask) -> None:
         max_age=600,
     )
     api.init_app(app)
+    register_security_headers(app)
     register_i18n(app)
     register_jobs(app)
     register_login_manager(app)
@@ -104,6 +113,8 @@ def register_blueprints(app: Flask) -> None:
     from webapp.extensions import api, csrf
     from webapp.kb import api as kb_api
     from webapp.kb import views as kb_views
+    from webapp.learning import api as learning_api
+    from webapp.learning import views as learning_views
     from webapp.orgs import api as orgs_api
     from webapp.orgs import views as orgs_views
     from webapp.payments import api as payments_api
@@ -120,6 +131,7 @@ def register_blueprints(app: Flask) -> None:
         bots_views,
         conversations_views,
         kb_views,
+        learning_views,
         usage_views,
         analytics_views,
     )
@@ -133,6 +145,7 @@ def register_blueprints(app: Flask) -> None:
         bots_api,
         usage_api,
         kb_api,
+        learning_api,
         conversations_api,
         widget_api,
         analytics_api,

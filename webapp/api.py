@@ -29,6 +29,7 @@ from webapp.auth.models import User
 from webapp.bots.models import Bot
 from webapp.bots.services import (
     KeyIdentity,
+    acting_bot_id,
     authenticate_api_key,
     bot_by_publishable_key,
     looks_like_api_key,
@@ -102,11 +103,7 @@ def current_caller() -> Caller:
 
 def acting_bot(caller: Caller, requested: int | None) -> int | None:
     """The bot a call is for: the one asked for, or the one the API key is bound to."""
-    if caller.bot_id is None:
-        return requested
-    if requested is not None and requested != caller.bot_id:
-        raise Forbidden(_("This API key is bound to another bot."), error="bot_mismatch")
-    return caller.bot_id
+    return acting_bot_id(caller.bot_id, requested)
 
 
 def person_membership() -> OrganizationMember:

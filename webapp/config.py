@@ -104,6 +104,9 @@ class Config:
 
     # Requests: nothing legitimate sends more than this to the portal or API.
     MAX_CONTENT_LENGTH = 1024 * 1024
+    # FAQ imports: seconds of reading a file before it is refused (422 import_too_slow);
+    # a 10,000-row XLSX reads in about 2 s.
+    IMPORT_READ_SECONDS = 20.0
 
     # Cookies
     SESSION_COOKIE_HTTPONLY = True
@@ -148,6 +151,9 @@ class Config:
     WIDGET_RATELIMIT_VISITOR_READS = "60 per minute"
     WIDGET_RATELIMIT_KEY = "600 per minute"
     WIDGET_RATELIMIT_KEY_READS = "6000 per minute"
+    # Per client IP (as PROXY_FIX_HOPS gives it) whatever visitor token it shows, since new
+    # tokens are free to get: new conversations and messages together.
+    WIDGET_RATELIMIT_IP = "30 per minute;300 per hour"
 
     # Mail: without MAIL_SERVER, mails are written to the log instead of sent.
     MAIL_SERVER = os.environ.get("MAIL_SERVER", "")

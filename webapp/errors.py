@@ -53,6 +53,7 @@ class AppError(Exception):
         error: str | None = None,
         status: int | None = None,
         errors: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -61,6 +62,7 @@ class AppError(Exception):
         if status is not None:
             self.status = status
         self.errors = errors
+        self.headers = headers or {}  # e.g. Retry-After
 
 
 class NotFound(AppError):
@@ -171,8 +173,10 @@ def _default_message(status: int, error: HTTPException) -> str:
 
 def handle_app_error(error: AppError) -> Any:
     if wants_json():
-        return json_error(error.status, error.error, error.message, error.errors)
-    return render_error_page(error.status, error.message)
+        response = json_error(error.status, error.error, error.message, error.errors)
+        response.headers.update(error.headers)
+        return response
+    return (*render_error_page(error.status, error.message), error.headers)
 
 
 def handle_unexpected_error(error: Exception) -> Any:

@@ -9,9 +9,11 @@ from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_mail import Mail
 from flask_migrate import Migrate
+from flask_smorest.spec.plugins import integerconverter2paramschema
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 
+from webapp.core.routing import AsciiIntegerConverter
 from webapp.db import Base, render_migration_item
 from webapp.errors import Api
 
@@ -20,6 +22,7 @@ migrate = Migrate(compare_type=True, render_as_batch=True, render_item=render_mi
 login_manager = LoginManager()
 csrf = CSRFProtect()
 api = Api()
+api.register_converter(AsciiIntegerConverter, integerconverter2paramschema)
 jwt = JWTManager()
 limiter = Limiter(key_func=get_remote_address)
 babel = Babel()

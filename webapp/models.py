@@ -5,6 +5,7 @@ from webapp.billing.models import Order, Plan, SentNotice, Subscription
 from webapp.bots.models import ApiKey, Bot
 from webapp.conversations.models import Attachment, Conversation, Message
 from webapp.kb.models import FaqEntry
+from webapp.learning.models import LearningItem
 from webapp.orgs.models import Invitation, Organization, OrganizationMember
 from webapp.payments.models import PaymentEvent, ProviderOrder
 from webapp.usage.models import UsageCounter, UsageDaily, UsageRecord
@@ -17,6 +18,7 @@ __all__ = [
     "Conversation",
     "FaqEntry",
     "Invitation",
+    "LearningItem",
     "Message",
     "Order",
     "Organization",

@@ -6,11 +6,13 @@ Feature `views.py` modules import from here, never from one another.
 
 from __future__ import annotations
 
-from flask import flash, redirect, request, session, url_for
+from flask import abort, flash, redirect, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
+from webapp.bots.models import Bot
+from webapp.bots.services import bot_of
 from webapp.extensions import db
 from webapp.orgs.models import OrganizationMember
 from webapp.orgs.services import memberships_of
@@ -26,6 +28,15 @@ def current_membership() -> OrganizationMember | None:
         if membership.organization_id == chosen:
             return membership
     return memberships[0] if memberships else None
+
+
+def membership_and_bot(bot_id: int) -> tuple[OrganizationMember, Bot]:
+    """The current membership and its organization's bot, for a bot's pages; 404 for someone
+    without an organization and for another organization's bot."""
+    membership = current_membership()
+    if membership is None:
+        abort(404)
+    return membership, bot_of(membership.organization_id, bot_id)
 
 
 def no_organization() -> Response:

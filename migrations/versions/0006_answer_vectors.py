@@ -7,7 +7,7 @@ its old value (the confidence it was set against), so that the lexical engine an
 exactly as before and the hybrid engine at the same certainty.
 
 Revision ID: 0006
-Revises: 0005
+Revises: 0010
 """
 
 import math
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
-down_revision = "0005"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 

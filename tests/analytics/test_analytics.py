@@ -9,27 +9,25 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from flask import Flask
-from flask_migrate import upgrade
 
+from tests.conftest import sqlite_owner
 from tests.conversations import start
 from tests.conversations.test_conversations_api import bot_with_faq, say
 from tests.kb import offer_only_when_fairly_sure
 from tests.usage.conftest import Tenant, key_headers
-from webapp import create_app
 from webapp.analytics import services
 from webapp.analytics.services import Analytics, UnansweredQuestion
-from webapp.auth.models import User
 from webapp.billing.models import Subscription
 from webapp.billing.periods import SHANGHAI
 from webapp.billing.services import plan_by_code
 from webapp.bots.services import create_bot
-from webapp.conversations.models import Conversation, Message
+from webapp.conversations.models import Conversation, Message, Outcome
 from webapp.db import utcnow
 from webapp.errors import AppError
 from webapp.extensions import db
-from webapp.orgs import services as org_services
 
 MARCH_1, MARCH_3 = date(2026, 3, 1), date(2026, 3, 3)
+NO_OUTCOMES = {outcome.value: 0 for outcome in Outcome}
 
 
 def utc(*parts: int) -> datetime:
@@ -106,7 +104,7 @@ def test_days_and_hours_are_shanghai_ones_with_zero_days(app: Flask, make_tenant
         (date(2026, 3, 2), 0, 0),
         (date(2026, 3, 3), 1, 0),
     ]
-    assert result.outcomes == {"answered": 1, "fallback": 1, "agent": 1}
+    assert result.outcomes == {**NO_OUTCOMES, "answered": 1, "fallback": 1, "agent": 1}
     assert result.messages == 3
     assert result.answered_share == pytest.approx(1 / 3)
     assert len(result.hours) == 24 and sum(result.hours) == 3
@@ -135,6 +133,37 @@ def test_handoff_rate_counts_the_conversations_started_in_the_range(
     assert [d.messages for d in result.days] == [0, 0, 0]
     empty = numbers(app, tenant.id, date(2026, 1, 1), date(2026, 1, 1))
     assert empty.handoff_rate is None and empty.conversations == 0
+
+
+def test_resolution_pick_and_handoff_rates_per_day(app: Flask, make_tenant: Any) -> None:
+    tenant = make_tenant(plan="pro")
+    bot_id = tenant.add_bot()
+    with app.app_context():
+        first = add_conversation(tenant.id, bot_id, utc(2026, 3, 1, 2))
+        for outcome in ("answered", "unsure", "picked", "unsure", "fallback", "agent"):
+            add_message(first, utc(2026, 3, 1, 3), outcome)
+        second = add_conversation(tenant.id, bot_id, utc(2026, 3, 1, 4), handed_off=True)
+        add_message(second, utc(2026, 3, 1, 4), "asked_for_human")
+        third = add_conversation(tenant.id, bot_id, utc(2026, 3, 3, 4))
+        for outcome in ("unsure", "picked", "picked"):  # two picks from one offer
+            add_message(third, utc(2026, 3, 3, 4), outcome)
+        db.session.commit()
+
+    result = numbers(app, tenant.id, MARCH_1, MARCH_3)
+
+    march_1, march_2, march_3 = result.days
+    # Questions: answered, unsure x2, fallback, asked_for_human (picks answer earlier ones).
+    assert (march_1.questions, march_1.resolved, march_1.unsure, march_1.picked) == (5, 2, 2, 1)
+    assert march_1.resolution_rate == pytest.approx(2 / 5)
+    assert march_1.pick_rate == pytest.approx(1 / 2)
+    assert (march_1.conversations, march_1.handoffs) == (2, 1)
+    assert march_1.handoff_rate == pytest.approx(1 / 2)
+    assert (march_2.resolution_rate, march_2.pick_rate, march_2.handoff_rate) == (None,) * 3
+    assert (march_3.resolution_rate, march_3.pick_rate, march_3.handoff_rate) == (1, 1, 0)
+    assert result.questions == 6
+    assert result.resolution_rate == pytest.approx(4 / 6)  # answered 1, picked 3
+    assert result.pick_rate == pytest.approx(3 / 3)
+    assert result.outcomes["asked_for_human"] == 1
 
 
 def test_top_unanswered_questions_are_grouped_by_normalised_text(
@@ -227,7 +256,7 @@ def test_numbers_of_real_conversations(app: Flask, make_tenant: Any) -> None:
 
     result = numbers(app, tenant.id, today, today, bot_id)
 
-    assert result.outcomes == {"answered": 1, "fallback": 1, "agent": 0}
+    assert result.outcomes == {**NO_OUTCOMES, "answered": 1, "fallback": 1}
     assert result.answered_share == pytest.approx(0.5)
     assert (result.conversations, result.handoffs) == (2, 1)
     assert result.unanswered == [UnansweredQuestion("你们的总部在哪个城市", 1)]
@@ -236,28 +265,23 @@ def test_numbers_of_real_conversations(app: Flask, make_tenant: Any) -> None:
 
 def test_the_same_numbers_on_sqlite(tmp_path: Path) -> None:
     """The embedded default (`make run`): Shanghai buckets from SQLite's naive UTC text."""
-    sqlite_app = create_app("testing", SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path}/a.db")
-    with sqlite_app.app_context():
-        upgrade()
-        owner = User(email="sqlite@example.com", password_hash="x")
-        db.session.add(owner)
-        db.session.flush()
-        organization = org_services.create_organization(owner, "嵌入式公司")
+    with sqlite_owner(tmp_path) as membership:
         subscription = db.session.scalar(
-            sa.select(Subscription).where(Subscription.organization_id == organization.id)
+            sa.select(Subscription).where(
+                Subscription.organization_id == membership.organization_id
+            )
         )
         assert subscription is not None
         subscription.plan_id = plan_by_code("pro").id
-        membership = org_services.membership_for(owner, organization.id)
         bot_id = create_bot(membership, "机器人").id
-        conversation = add_conversation(organization.id, bot_id, utc(2026, 2, 28, 16))
+        conversation = add_conversation(membership.organization_id, bot_id, utc(2026, 2, 28, 16))
         add_message(conversation, utc(2026, 2, 28, 15, 59, 59))
         add_message(conversation, utc(2026, 2, 28, 16, 0, 0, 1), "fallback", "发票？")
         add_message(conversation, utc(2026, 3, 3, 15, 30), "fallback", "发票?")
         add_message(conversation, utc(2026, 3, 3, 16))
         db.session.commit()
 
-        result = services.analytics(organization.id, MARCH_1, MARCH_3)
+        result = services.analytics(membership.organization_id, MARCH_1, MARCH_3)
 
     assert [(d.day, d.messages) for d in result.days] == [
         (date(2026, 3, 1), 1),

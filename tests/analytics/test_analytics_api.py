@@ -21,6 +21,8 @@ def test_summary_of_a_range(app: Flask, make_tenant: Any) -> None:
         conversation = add_conversation(tenant.id, bot_id, utc(2026, 2, 28, 16), handed_off=True)
         add_message(conversation, utc(2026, 2, 28, 16))  # 2026-03-01 00:00 in Shanghai
         add_message(conversation, utc(2026, 3, 2, 13, 30), "fallback", "能开专票吗？")  # 21:30
+        add_message(conversation, utc(2026, 3, 2, 13, 31), "unsure", "发票怎么开")
+        add_message(conversation, utc(2026, 3, 2, 13, 32), "picked", "可以开发票吗？")
         db.session.commit()
 
     response = tenant.api.get(SUMMARY, query_string={"from": "2026-03-01", "to": "2026-03-02"})
@@ -28,15 +30,49 @@ def test_summary_of_a_range(app: Flask, make_tenant: Any) -> None:
     assert response.status_code == 200, response.get_json()
     body = response.get_json()
     assert (body["from"], body["to"], body["bot_id"]) == ("2026-03-01", "2026-03-02", None)
-    assert body["messages"] == 2
-    assert body["outcomes"] == {"answered": 1, "fallback": 1, "agent": 0}
-    assert body["answered_share"] == 0.5
+    assert body["messages"] == 4
+    assert body["outcomes"] == {
+        "answered": 1,
+        "unsure": 1,
+        "picked": 1,
+        "fallback": 1,
+        "asked_for_human": 0,
+        "agent": 0,
+    }
+    assert body["answered_share"] == 0.25
+    assert (body["questions"], body["resolution_rate"], body["pick_rate"]) == (3, 2 / 3, 1.0)
     assert (body["conversations"], body["handoffs"], body["handoff_rate"]) == (1, 1, 1.0)
     assert body["days"] == [
-        {"day": "2026-03-01", "messages": 1, "answered": 1},
-        {"day": "2026-03-02", "messages": 1, "answered": 0},
+        {
+            "day": "2026-03-01",
+            "messages": 1,
+            "answered": 1,
+            "questions": 1,
+            "unsure": 0,
+            "picked": 0,
+            "resolved": 1,
+            "resolution_rate": 1.0,
+            "pick_rate": None,
+            "conversations": 1,
+            "handoffs": 1,
+            "handoff_rate": 1.0,
+        },
+        {
+            "day": "2026-03-02",
+            "messages": 3,
+            "answered": 0,
+            "questions": 2,
+            "unsure": 1,
+            "picked": 1,
+            "resolved": 1,
+            "resolution_rate": 0.5,
+            "pick_rate": 1.0,
+            "conversations": 0,
+            "handoffs": 0,
+            "handoff_rate": None,
+        },
     ]
-    assert len(body["hours"]) == 24 and body["hours"][0] == 1 and body["hours"][21] == 1
+    assert len(body["hours"]) == 24 and body["hours"][0] == 1 and body["hours"][21] == 3
     assert body["unanswered"] == [{"text": "能开专票吗？", "count": 1}]
     only_bot = tenant.api.get(
         SUMMARY, query_string={"from": "2026-03-01", "to": "2026-03-01", "bot_id": bot_id}
@@ -49,6 +85,7 @@ def test_summary_defaults_to_the_last_30_days(app: Flask, make_tenant: Any) -> N
     body = tenant.api.get(SUMMARY).get_json()
     assert len(body["days"]) == 30 and body["messages"] == 0
     assert body["answered_share"] is None and body["handoff_rate"] is None
+    assert body["resolution_rate"] is None and body["pick_rate"] is None
     week = tenant.api.get(SUMMARY, query_string={"to": "2026-03-07"}).get_json()
     assert (week["from"], week["to"]) == ("2026-02-06", "2026-03-07")
 

@@ -38,18 +38,21 @@ def test_pro_plan_sees_charts_and_tables(app: Flask, make_tenant: Any) -> None:
 
     assert 'id="nav-analytics"' in html
     main = html.split("<main", 1)[1].split("</main>", 1)[0]
-    assert main.count("<svg") == 2
+    assert main.count("<svg") == 3
     assert 'id="analytics-daily-chart"' in html and 'id="analytics-hours-chart"' in html
+    assert 'id="analytics-rates-chart"' in html
     assert "<script" not in main and "kozea.github.io" not in html
     today = utcnow().astimezone(SHANGHAI).date()
     assert f"<title>{en('Customer messages')} · {today:%m-%d}: 3</title>" in html
     days = table_rows(html, "analytics-daily-table")
-    assert len(days) == 30 and days[0] == [str(today), "3", "1"]
-    assert all(row[1:] == ["0", "0"] for row in days[1:])
+    # 3 questions, 1 answered; no offers; the one conversation handed off.
+    assert len(days) == 30 and days[0] == [str(today), "3", "1", "33.3%", "—", "100.0%"]
+    assert all(row[1:] == ["0", "0", "—", "—", "—"] for row in days[1:])
     hours = table_rows(html, "analytics-hours-table")
     assert len(hours) == 24 and hours[9] == ["09:00", "3"] and hours[8] == ["08:00", "0"]
     assert 'id="analytics-messages">3<' in html
-    assert 'id="analytics-answered">33.3%<' in html
+    assert 'id="analytics-resolution">33.3%<' in html
+    assert 'id="analytics-pick-rate">—<' in html
     assert 'id="analytics-handoff">100.0%<' in html
     unanswered = html.split('id="analytics-unanswered"', 1)[1].split("</table>", 1)[0]
     assert '<tr data-count="2"><td>可以寄到海外吗' in unanswered

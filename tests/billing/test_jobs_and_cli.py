@@ -37,6 +37,18 @@ def worker_env() -> dict[str, str]:
     return {**os.environ, "APP_ENV": "testing", "PYTHONPATH": str(ROOT)}
 
 
+def start_worker(queue_name: str) -> subprocess.Popen[str]:
+    """`python worker.py QUEUE`, long-running (with its schedulers); stderr is kept."""
+    return subprocess.Popen(
+        [sys.executable, "worker.py", queue_name],
+        cwd=ROOT,
+        env=worker_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 # --- end of periods -----------------------------------------------------------------
 
 
@@ -195,14 +207,7 @@ def test_python_worker_py_runs_the_cron_jobs_and_stops_cleanly(app, committed_db
     runs them, and SIGTERM stops both processes."""
     connection = Redis.from_url(app.config["REDIS_URL"])
     queue_name = f"test-{uuid4().hex}"
-    process = subprocess.Popen(
-        [sys.executable, "worker.py", queue_name],
-        cwd=ROOT,
-        env=worker_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start_worker(queue_name)
     names = [
         f"webapp.billing.tasks.{name}"
         for name in ("end_finished_periods", "send_renewal_reminders")

@@ -232,7 +232,8 @@ def test_key_cannot_manage_bots_or_keys(
     )
 
     assert_error(response, 401, "api_key_not_allowed")
-    assert api_client.get(f"{BOTS}/{bot['id']}").get_json() == bot
+    # The same bot, whose widget's daily limit now follows the pro plan's quota.
+    assert api_client.get(f"{BOTS}/{bot['id']}").get_json() == {**bot, "widget_daily_limit": 10_000}
     assert [b["id"] for b in api_client.get(BOTS).get_json()] == [bot["id"]]
     assert [k["revoked_at"] for k in api_client.get(KEYS).get_json()] == [None]
 

@@ -11,7 +11,13 @@ from flask import Flask
 from tests.bots import set_plan
 from tests.bots.test_bot_pages import bot_id_by_name, create_bot, member_portal
 from tests.portal.conftest import Portal, org_id_by_name, zh
-from webapp.bots.models import DEFAULT_ANSWER_THRESHOLD, DEFAULT_WIDGET_COLOR, Bot
+from webapp.bots.models import (
+    DEFAULT_ANSWER_THRESHOLD,
+    DEFAULT_HANDOFF_WORDS,
+    DEFAULT_SUGGEST_THRESHOLD,
+    DEFAULT_WIDGET_COLOR,
+    Bot,
+)
 from webapp.extensions import db
 
 BRANDING = {
@@ -50,31 +56,83 @@ def test_owner_saves_the_answering_settings(app: Flask, own: OwnBot) -> None:
     page = f"/bots/{bot_id}"
     html = owner.page(page)
     assert 'id="answering-form"' in html and 'name="answer_threshold"' in html
+    assert 'name="suggest_threshold"' in html
+    assert 'value="人工，转人工，找客服"' in html  # the default handoff words
 
     response = owner.post(
         f"{page}/answering",
-        {"answer_threshold": "0.72", "fallback_text": " 请稍等，人工客服马上到。 "},
+        {
+            "answer_threshold": "0.72",
+            "suggest_threshold": "0.4",
+            "fallback_text": " 请稍等，人工客服马上到。 ",
+            "handoff_words": "人工、 投诉,找店长，人工",
+        },
         page=page,
     )
 
     assert response.status_code == 302 and response.headers["Location"] == page
     bot = stored(app, bot_id)
     assert bot.answer_threshold == 0.72 and bot.fallback_text == "请稍等，人工客服马上到。"
-    assert zh(app, "Answering settings saved.") in owner.page(page)
-    assert 'value="0.72"' in owner.page(page)
+    assert bot.suggest_threshold == 0.4
+    assert bot.handoff_words == ["人工", "投诉", "找店长"]
+    html = owner.page(page)
+    assert zh(app, "Answering settings saved.") in html
+    assert 'value="0.72"' in html and 'value="0.4"' in html
+    assert 'value="人工，投诉，找店长"' in html
+
+
+def test_the_suggest_threshold_stays_at_or_below_the_answer_threshold(
+    app: Flask, own: OwnBot
+) -> None:
+    owner, bot_id = own.owner, own.bot_id
+    page = f"/bots/{bot_id}"
+    form = {"answer_threshold": "0.5", "suggest_threshold": "0.6", "handoff_words": ""}
+
+    html = owner.post(f"{page}/answering", form, page=page).get_data(as_text=True)
+
+    assert zh(app, "The suggest threshold must not be above the answer threshold.") in html
+    bot = stored(app, bot_id)
+    assert (bot.answer_threshold, bot.suggest_threshold) == (
+        DEFAULT_ANSWER_THRESHOLD,
+        DEFAULT_SUGGEST_THRESHOLD,
+    )
+    assert bot.handoff_words == list(DEFAULT_HANDOFF_WORDS)
+
+
+def test_handoff_words_are_bounded(app: Flask, own: OwnBot) -> None:
+    owner, bot_id = own.owner, own.bot_id
+    page = f"/bots/{bot_id}"
+    form = {"answer_threshold": "0.5", "suggest_threshold": "0.2"}
+    for words in ("一二三四五六七八九十一", ",".join(f"词{n}" for n in range(21))):
+        response = owner.post(f"{page}/answering", {**form, "handoff_words": words}, page=page)
+        assert response.status_code == 200 and "is-invalid" in response.get_data(as_text=True)
+    assert stored(app, bot_id).handoff_words == list(DEFAULT_HANDOFF_WORDS)
+
+    assert (
+        owner.post(f"{page}/answering", {**form, "handoff_words": ""}, page=page).status_code == 302
+    )
+    assert stored(app, bot_id).handoff_words == []
 
 
 def test_answering_settings_are_validated(app: Flask, own: OwnBot) -> None:
     owner, bot_id = own.owner, own.bot_id
     page = f"/bots/{bot_id}"
     for threshold in ("1.5", "-0.1", "很高", ""):
-        response = owner.post(
-            f"{page}/answering", {"answer_threshold": threshold, "fallback_text": ""}, page=page
-        )
-        assert response.status_code == 200, threshold
-        assert "is-invalid" in response.get_data(as_text=True)
+        for field, other in (
+            ("answer_threshold", "suggest_threshold"),
+            ("suggest_threshold", "answer_threshold"),
+        ):
+            response = owner.post(
+                f"{page}/answering",
+                {field: threshold, other: "0.5", "fallback_text": ""},
+                page=page,
+            )
+            assert response.status_code == 200, (field, threshold)
+            assert "is-invalid" in response.get_data(as_text=True)
     too_long = owner.post(
-        f"{page}/answering", {"answer_threshold": "0.5", "fallback_text": "长" * 501}, page=page
+        f"{page}/answering",
+        {"answer_threshold": "0.5", "suggest_threshold": "0.2", "fallback_text": "长" * 501},
+        page=page,
     )
     assert too_long.status_code == 200 and "is-invalid" in too_long.get_data(as_text=True)
     html = owner.post(f"{page}/answering", {"answer_threshold": "2"}, page=page).get_data(

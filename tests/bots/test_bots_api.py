@@ -10,7 +10,11 @@ import pytest
 from tests.api import add_member, assert_error
 from tests.bots import BOTS, bot_names, create_bot, create_key, key_headers, set_plan
 from webapp.billing import services as billing
-from webapp.bots.models import DEFAULT_ANSWER_THRESHOLD
+from webapp.bots.models import (
+    DEFAULT_ANSWER_THRESHOLD,
+    DEFAULT_HANDOFF_WORDS,
+    DEFAULT_SUGGEST_THRESHOLD,
+)
 from webapp.db import utcnow
 from webapp.extensions import db
 
@@ -23,6 +27,8 @@ BOT_FIELDS = {
     "created_at",
     "updated_at",
     "answer_threshold",
+    "suggest_threshold",
+    "handoff_words",
     "fallback_text",
     "knowledge_version",
     "publishable_key",
@@ -31,6 +37,8 @@ BOT_FIELDS = {
     "widget_color",
     "widget_logo_url",
     "show_powered_by",
+    "widget_daily_cap",
+    "widget_daily_limit",
 }
 
 
@@ -60,6 +68,8 @@ def test_create_bot_returns_it_trimmed_and_enabled(app, api_client, org):
         [],
         True,
     )
+    assert body["suggest_threshold"] == DEFAULT_SUGGEST_THRESHOLD
+    assert body["handoff_words"] == list(DEFAULT_HANDOFF_WORDS)
     assert bot_names(app, org["id"]) == ["售前客服"]
 
 
@@ -221,6 +231,14 @@ def test_empty_patch_changes_nothing(api_client, bot):
         {"is_enabled": "maybe"},
         {"id": 5},
         {"organization_id": 5},
+        {"suggest_threshold": -0.1},
+        {"suggest_threshold": 1.5},
+        {"suggest_threshold": DEFAULT_ANSWER_THRESHOLD + 0.01},
+        {"answer_threshold": 0.3, "suggest_threshold": 0.4},
+        {"handoff_words": "人工"},
+        {"handoff_words": ["一二三四五六七八九十一"]},
+        {"handoff_words": [f"词{n}" for n in range(21)]},
+        {"handoff_words": [None]},
     ],
 )
 def test_patch_bot_invalid_is_422(api_client, bot, payload):
@@ -228,6 +246,31 @@ def test_patch_bot_invalid_is_422(api_client, bot, payload):
 
     assert_error(response, 422, "validation_error")
     assert api_client.get(bot_url(bot["id"])).get_json() == bot
+
+
+def test_thresholds_and_handoff_words(api_client, bot):
+    response = api_client.patch(
+        bot_url(bot["id"]),
+        json={
+            "answer_threshold": 0.8,
+            "suggest_threshold": 0.8,
+            "handoff_words": [" 投诉 ", "人工", "投诉", ""],
+        },
+    )
+
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert (body["answer_threshold"], body["suggest_threshold"]) == (0.8, 0.8)
+    assert body["handoff_words"] == ["投诉", "人工"]
+    # The answer threshold alone, below the suggest threshold, takes it down along.
+    lowered = api_client.patch(bot_url(bot["id"]), json={"answer_threshold": 0.5}).get_json()
+    assert (lowered["answer_threshold"], lowered["suggest_threshold"]) == (0.5, 0.5)
+    raised = api_client.patch(bot_url(bot["id"]), json={"answer_threshold": 0.9}).get_json()
+    assert (raised["answer_threshold"], raised["suggest_threshold"]) == (0.9, 0.5)
+    assert (
+        api_client.patch(bot_url(bot["id"]), json={"handoff_words": []}).get_json()["handoff_words"]
+        == []
+    )
 
 
 def test_delete_bot(app, api_client, org, bot):

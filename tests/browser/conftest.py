@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
-from playwright.sync_api import Browser, BrowserContext, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, sync_playwright
 from werkzeug.serving import make_server
 
 CHROMIUM = "/usr/bin/chromium"
@@ -61,20 +61,34 @@ def browser() -> Iterator[Browser]:
             browser.close()
 
 
+def is_csp_violation(message: ConsoleMessage) -> bool:
+    return "Content Security Policy" in message.text
+
+
 @pytest.fixture
 def new_context(browser: Browser) -> Iterator[Callable[[], BrowserContext]]:
-    """Make fresh browser contexts (separate cookies: separate people); closed afterwards."""
+    """Make fresh browser contexts (separate cookies: separate people); closed afterwards.
+
+    The test fails if any page broke the Content-Security-Policy (Chromium reports it
+    on the console): our pages, /docs and the sandbox's pages carry no inline script."""
     contexts: list[BrowserContext] = []
+    violations: list[str] = []
+
+    def record_violation(message: ConsoleMessage) -> None:
+        if is_csp_violation(message):
+            violations.append(f"{message.page.url if message.page else '?'}: {message.text}")
 
     def make() -> BrowserContext:
         context = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 900})
         context.set_default_timeout(15_000)
+        context.on("console", record_violation)
         contexts.append(context)
         return context
 
     yield make
     for context in contexts:
         context.close()
+    assert violations == [], violations
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from playwright.sync_api import BrowserContext, expect
 
 from tests.conversations import embed
 from tests.factories import DEFAULT_PASSWORD
-from tests.kb import add_tea_faq, offer_only_when_fairly_sure
+from tests.kb import add_tea_faq
 from tests.usage import conftest as usage_fixtures
 
 make_tenant = usage_fixtures.make_tenant  # the fixture, for this module's test
@@ -67,6 +67,20 @@ def host_site() -> Iterator[Callable[[str], str]]:
         server.server_close()
 
 
+def tea_shop(
+    make_tenant: Any, live_server: str, host_site: Callable[[str], str], **settings: Any
+) -> tuple[Any, str]:
+    """A tea shop whose bot (the tea FAQ, these settings) is embedded on the host site."""
+    tenant = make_tenant(name="茶叶小店")
+    bot_id = tenant.add_bot("小茶")
+    add_tea_faq(tenant.api, bot_id)
+    tenant.api.patch(f"/api/v1/bots/{bot_id}", json=settings)
+    host_origin = host_site("")
+    key = embed(tenant, bot_id, [host_origin])
+    host_site(HOST_PAGE.format(script=f"{live_server}/widget.js", key=key))
+    return tenant, host_origin
+
+
 @pytest.mark.browser
 def test_widget_on_another_site_answers_hands_off_and_shows_the_agent(
     app: Flask,
@@ -76,16 +90,13 @@ def test_widget_on_another_site_answers_hands_off_and_shows_the_agent(
     new_context: Callable[[], BrowserContext],
     artifacts_dir: Path,
 ) -> None:
-    tenant = make_tenant(name="茶叶小店")
-    bot_id = tenant.add_bot("小茶")
-    add_tea_faq(tenant.api, bot_id)
-    offer_only_when_fairly_sure(app, bot_id)
-    tenant.api.patch(
-        f"/api/v1/bots/{bot_id}", json={"greeting": "您好，我是小茶，有什么可以帮您？"}
+    tenant, host_origin = tea_shop(  # suggestions only when fairly sure: a stranger hands off
+        make_tenant,
+        live_server,
+        host_site,
+        greeting="您好，我是小茶，有什么可以帮您？",
+        suggest_threshold=0.5,
     )
-    host_origin = host_site("")
-    key = embed(tenant, bot_id, [host_origin])
-    host_site(HOST_PAGE.format(script=f"{live_server}/widget.js", key=key))
 
     visitor = new_context().new_page()
     visitor.goto(host_origin + "/")
@@ -126,3 +137,49 @@ def test_widget_on_another_site_answers_hands_off_and_shows_the_agent(
     visitor.locator(".launcher").click()
     expect(visitor.locator(".msg.agent")).to_contain_text("店长小李")
     expect(visitor.locator(".msg.customer")).to_have_count(2)
+
+
+@pytest.mark.browser
+def test_on_a_phone_the_visitor_taps_a_suggestion(
+    app: Flask,
+    live_server: str,
+    make_tenant: Any,
+    host_site: Callable[[str], str],
+    new_context: Callable[[], BrowserContext],
+    artifacts_dir: Path,
+) -> None:
+    """An unsure bot offers buttons (the thresholds make it unsure); a tap answers."""
+    _tenant, host_origin = tea_shop(
+        make_tenant, live_server, host_site, answer_threshold=0.99, suggest_threshold=0.01
+    )
+    phone = {"width": 375, "height": 700}
+
+    visitor = new_context().new_page()
+    visitor.set_viewport_size(phone)
+    visitor.goto(host_origin + "/")
+    visitor.locator(".launcher").click()
+    visitor.locator("textarea.input").fill("我想把买的东西退回去，要怎么弄")
+    visitor.locator("textarea.input").press("Enter")
+
+    offer = visitor.locator(".msg.bot").first  # no greeting: the first reply is the offer
+    expect(offer).to_contain_text("您是不是想问")
+    buttons = offer.locator(".suggestions button")
+    expect(buttons.first).to_be_visible()
+    assert 1 <= buttons.count() <= 3
+    for index in range(buttons.count()):
+        box = buttons.nth(index).bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= phone["width"]
+    visitor.screenshot(path=str(artifacts_dir / "widget-suggestions-phone.png"))
+
+    offer.locator(".suggestions button", has_text="退货流程是什么？").click()
+
+    expect(visitor.locator(".msg.customer").last).to_have_text("退货流程是什么？")
+    expect(visitor.locator(".msg.bot").last).to_have_text("在订单页申请退货，审核通过后寄回商品。")
+    expect(visitor.locator(".notice")).to_have_count(0)  # no handoff
+    visitor.screenshot(path=str(artifacts_dir / "widget-suggestion-picked-phone.png"))
+
+    # A newer offer switches the earlier buttons off: only the latest can be picked.
+    visitor.locator("textarea.input").fill("发票怎么弄呢")
+    visitor.locator("textarea.input").press("Enter")
+    expect(visitor.locator(".msg.bot .suggestions")).to_have_count(2)
+    expect(offer.locator(".suggestions button").first).to_be_disabled()

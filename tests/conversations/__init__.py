@@ -36,3 +36,13 @@ def embed(tenant: Any, bot_id: int, origins: list[str] | None = None) -> str:
     )
     assert response.status_code == 200, response.get_json()
     return str(response.get_json()["publishable_key"])
+
+
+def pro_conversation(app: Any, tenant: Any) -> tuple[Any, dict[str, str], str]:
+    """A conversation of a new bot of `tenant`, moved to pro (images allowed), started with
+    an API key: (a client, the key's headers, the conversation's messages path)."""
+    tenant.set_plan("pro")
+    key = tenant.add_api_key(tenant.add_bot())
+    headers = {"Authorization": f"Bearer {key}"}
+    client = app.test_client()
+    return client, headers, messages_path(start(client, headers)["id"])

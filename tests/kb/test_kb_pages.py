@@ -213,17 +213,41 @@ def test_try_it_shows_the_answer_confidence_and_matches(app: Flask, tenant: Tena
 
     html = portal.page(f"/bots/{bot_id}/faq/try?question=我想退货，流程是怎样的")
 
-    assert 'data-handoff="false"' in html
+    assert 'data-band="confident" data-handoff="false"' in html
     assert tea[1]["answer"] in html
-    assert re.search(r"Confidence [01]\.\d\d, threshold 0\.\d\d", html)
+    assert re.search(
+        r"Confidence \d\.\d\d: it answers from 0\.87 and offers questions from 0\.02\.", html
+    )
     matches = html.split('id="try-matches"', 1)[1]
     assert f'<tr data-entry-id="{tea[1]["id"]}" class="table-success">' in matches
 
     unsure = portal.page(f"/bots/{bot_id}/faq/try?question=明天杭州天气怎么样")
-    assert 'data-handoff="false"' in unsure and "Did you mean:" in unsure
+    assert 'data-band="unsure" data-handoff="false"' in unsure
     assert 'class="table-success"' not in unsure
     too_long = portal.page(f"/bots/{bot_id}/faq/try?question={'问' * 501}")
     assert 'id="try-error"' in too_long
+
+
+def test_try_it_shows_the_suggestions_an_unsure_bot_offers(app: Flask, tenant: Tenant) -> None:
+    bot_id = tenant.add_bot()
+    tea = add_tea_faq(tenant.api, bot_id)
+    tenant.api.patch(
+        f"/api/v1/bots/{bot_id}", json={"answer_threshold": 0.99, "suggest_threshold": 0.01}
+    )
+    portal = logged_in(app, tenant.owner)
+
+    # A paraphrase (the same words would reach 0.99 too)
+    html = portal.page(f"/bots/{bot_id}/faq/try?question=买的茶叶不喜欢能退吗")
+
+    assert 'data-band="unsure" data-handoff="false"' in html
+    assert en("Did you mean:") in html and tea[1]["answer"] not in html
+    buttons = html.split('id="try-suggestions"', 1)[1].split("</div>", 1)[0]
+    offered = [int(i) for i in re.findall(r'data-entry-id="(\d+)">', buttons)]
+    assert tea[1]["id"] in offered and 1 <= len(offered) <= 3
+    assert "0.99" in html and "0.01" in html
+    matches = html.split('id="try-matches"', 1)[1]
+    for entry_id in offered:
+        assert f'<tr data-entry-id="{entry_id}" class="table-info">' in matches
 
 
 def test_members_read_and_try_but_cannot_change(app: Flask, tenant: Tenant, make_user: Any) -> None:

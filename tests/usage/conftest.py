@@ -28,6 +28,7 @@ from webapp.usage.models import UsageCounter, UsageDaily, UsageKind, UsageRecord
 from webapp.usage.services import record_usage
 
 RECORD = "/api/v1/usage/record"
+BATCH = "/api/v1/usage/records"
 STATS = "/api/v1/usage/stats"
 HISTORY = "/api/v1/usage/history"
 

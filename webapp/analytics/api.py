@@ -35,7 +35,7 @@ class Summary(MethodView):
     )
     @blp.doc(**PEOPLE_ONLY)
     def get(self, query: dict[str, Any]) -> dict[str, Any]:
-        """Messages per day, share answered, handoff rate, unanswered questions, busy hours
+        """Messages per day, resolution, pick and handoff rates, unanswered questions, busy hours
 
         Days and hours are Asia/Shanghai; the default range is the last 30 days. Any member.
         """
@@ -49,6 +49,9 @@ class Summary(MethodView):
             "messages": numbers.messages,
             "outcomes": numbers.outcomes,
             "answered_share": numbers.answered_share,
+            "questions": numbers.questions,
+            "resolution_rate": numbers.resolution_rate,
+            "pick_rate": numbers.pick_rate,
             "conversations": numbers.conversations,
             "handoffs": numbers.handoffs,
             "handoff_rate": numbers.handoff_rate,

@@ -57,3 +57,28 @@ def hours_chart(hours: list[int]) -> Markup:
     chart.x_labels = [f"{hour:02d}" for hour in range(len(hours))]
     chart.add(_("Customer messages"), hours)
     return render_chart(chart, _("Customer messages by hour of day"))
+
+
+def rates_chart(days: list[DayCount]) -> Markup:
+    """Resolution, pick and handoff rates per day, in percent (a gap where there is none)."""
+    chart = pygal.Line(
+        style=Style(colors=(*KIND_COLORS[1:], KIND_COLORS[0]), **STYLE_OPTIONS),
+        x_label_rotation=-45,
+        x_labels_major_every=max(len(days) // 6, 1),
+        show_minor_x_labels=False,
+        legend_at_bottom_columns=3,
+        dots_size=2.5,
+        range=(0, 100),
+        y_labels=[20 * i for i in range(TICKS + 1)],
+        y_labels_major=NO_MAJOR_GUIDE,
+        **{**COMMON, "value_formatter": lambda value: f"{value:.0f}%"},
+    )
+    chart.x_labels = [f"{day.day:%m-%d}" for day in days]
+
+    def percent(rates: list[float | None]) -> list[float | None]:
+        return [None if rate is None else rate * 100 for rate in rates]
+
+    chart.add(_("Resolution rate"), percent([day.resolution_rate for day in days]))
+    chart.add(_("Suggestion pick rate"), percent([day.pick_rate for day in days]))
+    chart.add(_("Handoff rate"), percent([day.handoff_rate for day in days]))
+    return render_chart(chart, _("Rates per day"))

@@ -17,15 +17,42 @@ class AnalyticsQuerySchema(Schema):
     )
 
 
+def _rate(description: str) -> fields.Float:
+    return fields.Float(
+        allow_none=True,
+        validate=validate.Range(min=0, max=1),
+        metadata={"description": description + ", 0-1; null when there is nothing to divide"},
+    )
+
+
 class AnalyticsDaySchema(Schema):
     day = fields.Date()
     messages = fields.Integer(metadata={"description": "Customer messages"})
     answered = fields.Integer(metadata={"description": "Of those, answered by the bot"})
+    questions = fields.Integer(
+        metadata={
+            "description": "Customer questions the bot handled: answered, unsure, fallback or "
+            "asked_for_human (a pick answers an earlier question)"
+        }
+    )
+    unsure = fields.Integer(metadata={"description": "Questions it offered suggestions for"})
+    picked = fields.Integer(metadata={"description": "Suggestions the customers picked"})
+    resolved = fields.Integer(metadata={"description": "answered + picked"})
+    resolution_rate = _rate("resolved / questions")
+    pick_rate = _rate("picked / unsure")
+    conversations = fields.Integer(metadata={"description": "Conversations started this day"})
+    handoffs = fields.Integer(metadata={"description": "Of those, handed to a person"})
+    handoff_rate = _rate("handoffs / conversations")
 
 
 class OutcomeCountsSchema(Schema):
     answered = fields.Integer(metadata={"description": "Answered from the knowledge base"})
+    unsure = fields.Integer(metadata={"description": "Suggestions offered (您是不是想问)"})
+    picked = fields.Integer(metadata={"description": "A suggestion picked, and answered"})
     fallback = fields.Integer(metadata={"description": "Not answered: handed to a person"})
+    asked_for_human = fields.Integer(
+        metadata={"description": "The customer asked for a person (a handoff word)"}
+    )
     agent = fields.Integer(metadata={"description": "Sent while an agent had the conversation"})
 
 
@@ -45,6 +72,9 @@ class AnalyticsSummarySchema(Schema):
         validate=validate.Range(min=0, max=1),
         metadata={"description": "answered / messages, 0-1; null without messages"},
     )
+    questions = fields.Integer(metadata={"description": "Customer questions the bot handled"})
+    resolution_rate = _rate("(answered + picked) / questions, at most 1")
+    pick_rate = _rate("picked / unsure, at most 1")
     conversations = fields.Integer(metadata={"description": "Conversations started in the range"})
     handoffs = fields.Integer(metadata={"description": "Of those, handed to a person"})
     handoff_rate = fields.Float(

@@ -19,7 +19,14 @@ from flask_babel import gettext as _
 from webapp.billing.periods import SHANGHAI, day_bounds
 from webapp.billing.services import plan_of
 from webapp.bots.services import bot_of
-from webapp.conversations.models import Conversation, Message, MessageKind, MessageRole, Outcome
+from webapp.conversations.models import (
+    QUESTION_OUTCOMES,
+    Conversation,
+    Message,
+    MessageKind,
+    MessageRole,
+    Outcome,
+)
 from webapp.db import utcnow
 from webapp.errors import AppError, Forbidden
 from webapp.extensions import db
@@ -53,11 +60,40 @@ IGNORED_CHARACTERS = (
 _SQLITE_SHIFT: sa.ColumnClause[str] = sa.literal_column("'+8 hours'")
 
 
+def _share(part: int, whole: int) -> float | None:
+    """part / whole, at most 1 (None: nothing to share). A customer may pick twice from
+    one offer, so picks can outnumber the questions they answer."""
+    return min(part / whole, 1.0) if whole else None
+
+
 @dataclass(frozen=True)
 class DayCount:
     day: date
     messages: int  # customer messages
     answered: int  # of which the bot answered from the knowledge base
+    questions: int = 0  # customer questions the bot handled (QUESTION_OUTCOMES)
+    unsure: int = 0  # of which it was unsure of, and offered suggestions
+    picked: int = 0  # suggestions picked
+    conversations: int = 0  # conversations started this day
+    handoffs: int = 0  # of those, handed to a person
+
+    @property
+    def resolved(self) -> int:
+        """Questions the bot resolved: answered directly, or by a picked suggestion."""
+        return self.answered + self.picked
+
+    @property
+    def resolution_rate(self) -> float | None:
+        return _share(self.resolved, self.questions)
+
+    @property
+    def pick_rate(self) -> float | None:
+        """Of the questions the bot was unsure of, how many ended in a pick."""
+        return _share(self.picked, self.unsure)
+
+    @property
+    def handoff_rate(self) -> float | None:
+        return _share(self.handoffs, self.conversations)
 
 
 @dataclass(frozen=True)
@@ -85,6 +121,20 @@ class Analytics:
     def answered_share(self) -> float | None:
         """Answered by the bot, of all customer messages (None: no messages)."""
         return self.outcomes[Outcome.ANSWERED] / self.messages if self.messages else None
+
+    @property
+    def questions(self) -> int:
+        return sum(self.outcomes[outcome] for outcome in QUESTION_OUTCOMES)
+
+    @property
+    def resolution_rate(self) -> float | None:
+        """Answered or resolved by a pick, of the customers' questions."""
+        resolved = self.outcomes[Outcome.ANSWERED] + self.outcomes[Outcome.PICKED]
+        return _share(resolved, self.questions)
+
+    @property
+    def pick_rate(self) -> float | None:
+        return _share(self.outcomes[Outcome.PICKED], self.outcomes[Outcome.UNSURE])
 
     @property
     def handoff_rate(self) -> float | None:
@@ -168,14 +218,36 @@ def analytics(
         per_day.setdefault(bucket, {})[outcome] = int(n)
         if outcome in outcomes:
             outcomes[outcome] += int(n)
+    started_day = shanghai_bucket(Conversation.created_at, "day").label("day")
+    started = (
+        sa.select(started_day, count, sa.func.count(Conversation.handoff_at))
+        .where(
+            Conversation.organization_id == organization_id,
+            Conversation.created_at >= since,
+            Conversation.created_at < until,
+        )
+        .group_by(started_day)
+    )
+    if bot_id is not None:
+        started = started.where(Conversation.bot_id == bot_id)
+    conversations_per_day = {
+        bucket: (int(n), int(handoffs)) for bucket, n, handoffs in db.session.execute(started)
+    }
     days = []
     for offset in range((end - start).days + 1):
-        counts = per_day.get(start + timedelta(days=offset), {})
+        this_day = start + timedelta(days=offset)
+        counts = per_day.get(this_day, {})
+        conversations_started, handed_off = conversations_per_day.get(this_day, (0, 0))
         days.append(
             DayCount(
-                start + timedelta(days=offset),
+                this_day,
                 sum(counts.values()),
                 counts.get(Outcome.ANSWERED.value, 0),
+                questions=sum(counts.get(outcome.value, 0) for outcome in QUESTION_OUTCOMES),
+                unsure=counts.get(Outcome.UNSURE.value, 0),
+                picked=counts.get(Outcome.PICKED.value, 0),
+                conversations=conversations_started,
+                handoffs=handed_off,
             )
         )
 
@@ -200,14 +272,8 @@ def analytics(
     )
     unanswered = [UnansweredQuestion(str(text), int(n)) for text, n in unanswered_rows]
 
-    started = sa.select(sa.func.count(), sa.func.count(Conversation.handoff_at)).where(
-        Conversation.organization_id == organization_id,
-        Conversation.created_at >= since,
-        Conversation.created_at < until,
-    )
-    if bot_id is not None:
-        started = started.where(Conversation.bot_id == bot_id)
-    conversations, handoffs = db.session.execute(started).one()
+    conversations = sum(n for n, _handoffs in conversations_per_day.values())
+    handoffs = sum(handoffs for _n, handoffs in conversations_per_day.values())
     return Analytics(
         start=start,
         end=end,

@@ -46,5 +46,6 @@ def index() -> Response | str:
         bots=db.session.scalars(bots_of(organization_id)).all(),
         bot=bot,
         daily_chart=charts.daily_chart(numbers.days),
+        rates_chart=charts.rates_chart(numbers.days),
         hours_chart=charts.hours_chart(numbers.hours),
     )

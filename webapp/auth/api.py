@@ -12,7 +12,8 @@ from flask_smorest import Blueprint
 
 from webapp.auth import services
 from webapp.auth.schemas import LoginSchema, MeSchema, RegisteredSchema, RegisterSchema, TokenSchema
-from webapp.auth.throttle import login_throttled, throttled_per_ip
+from webapp.auth.throttle import login_attempt, throttled_per_ip
+from webapp.errors import ErrorSchema
 from webapp.extensions import db
 
 blp = Blueprint("auth_api", __name__, url_prefix="/api/v1/auth", description="Accounts and tokens")
@@ -34,13 +35,13 @@ class Register(MethodView):
 
 @blp.route("/login")
 class Login(MethodView):
-    decorators = [login_throttled]
-
     @blp.arguments(LoginSchema)
     @blp.response(200, TokenSchema)
+    @blp.alt_response(429, schema=ErrorSchema, description="`rate_limited` (see Retry-After)")
     def post(self, data: dict[str, Any]) -> dict[str, Any]:
         """Exchange email and password for tokens"""
-        user = services.authenticate(data["email"], data["password"])
+        with login_attempt(data["email"]):
+            user = services.authenticate(data["email"], data["password"])
         tokens = services.start_api_session(user, request.user_agent.string)
         db.session.commit()
         return asdict(tokens)

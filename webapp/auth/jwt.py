@@ -2,15 +2,32 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import Response
 from flask_jwt_extended import JWTManager
+from flask_jwt_extended.exceptions import JWTDecodeError
 
-from webapp.auth.models import User
+from webapp.auth.models import MAX_USER_ID, User
 from webapp.auth.services import is_api_session_revoked
 from webapp.errors import json_error
 from webapp.extensions import db
+
+USER_ID = re.compile(r"[0-9]{1,10}")
+ID_CLAIM = re.compile(r"[0-9A-Za-z-]{1,36}")  # sid and jti: the uuid4 strings we issue
+
+
+def check_claims(payload: dict[str, Any]) -> None:
+    """Our tokens' claims have the shapes we issue; a signed token with others is invalid
+    (401 `token_invalid`), never a database error."""
+    sub, sid, jti = payload.get("sub"), payload.get("sid"), payload.get("jti")
+    if not (isinstance(sub, str) and USER_ID.fullmatch(sub) and int(sub) <= MAX_USER_ID):
+        raise JWTDecodeError("malformed subject")
+    if not (isinstance(jti, str) and ID_CLAIM.fullmatch(jti)):
+        raise JWTDecodeError("malformed token id")
+    if sid is not None and not (isinstance(sid, str) and ID_CLAIM.fullmatch(sid)):
+        raise JWTDecodeError("malformed session id")  # none at all: no session, so revoked
 
 
 def register_jwt_handlers(jwt: JWTManager) -> None:
@@ -19,8 +36,9 @@ def register_jwt_handlers(jwt: JWTManager) -> None:
         user = db.session.get(User, int(payload["sub"]))
         return user if user is not None and user.is_active_account else None
 
-    @jwt.token_in_blocklist_loader
+    @jwt.token_in_blocklist_loader  # the first of these hooks on every request with a token
     def session_revoked(_header: dict[str, Any], payload: dict[str, Any]) -> bool:
+        check_claims(payload)
         return is_api_session_revoked(payload.get("sid"))
 
     @jwt.expired_token_loader

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from webapp.orgs.models import OrganizationMember
 
 EMAIL_MAX_LENGTH = 254
+MAX_USER_ID = 2**31 - 1  # users.id is a PostgreSQL integer: larger ids in tokens are malformed
 NAME_MAX_LENGTH = 100
 
 
@@ -29,6 +30,8 @@ class User(UserMixin, TimestampMixin, Base):
     is_platform_admin: orm.Mapped[bool] = orm.mapped_column(default=False)
     locale: orm.Mapped[str | None] = orm.mapped_column(sa.String(10))
     last_login_at: orm.Mapped[datetime | None] = orm.mapped_column(UTCDateTime())
+    # Part of every portal session id (and remember-me cookie): bumping it ends them all.
+    session_generation: orm.Mapped[int] = orm.mapped_column(default=0)
 
     memberships: orm.Mapped[list[OrganizationMember]] = orm.relationship(
         back_populates="user", cascade="all, delete-orphan"
@@ -44,8 +47,8 @@ class User(UserMixin, TimestampMixin, Base):
         return hashlib.sha256(self.password_hash.encode()).hexdigest()[:16]
 
     def get_id(self) -> str:
-        """Flask-Login session id: `<id>.<password fingerprint>` (see auth.views.load_user)."""
-        return f"{self.id}.{self.password_fingerprint}"
+        """Flask-Login session id: `<id>.<session generation>` (see auth.views.load_user)."""
+        return f"{self.id}.{self.session_generation}"
 
     @property
     def display_name(self) -> str:

@@ -109,9 +109,22 @@ def authenticate(email: str, password: str) -> User:
     return user
 
 
+def end_portal_sessions(user: User) -> None:
+    """End every portal session of the user, in every browser, remember-me cookies included:
+    their ids carry the old generation (a copied cookie stops working too)."""
+    user.session_generation = db.session.execute(
+        sa.update(User)
+        .where(User.id == user.id)
+        .values(session_generation=User.session_generation + 1)
+        .returning(User.session_generation)
+        .execution_options(synchronize_session=False)
+    ).scalar_one()
+
+
 def set_password(user: User, new_password: str) -> None:
-    """Change the password and end every API session of the user."""
+    """Change the password and end every portal and API session of the user."""
     user.password_hash = hash_password(new_password)
+    end_portal_sessions(user)
     db.session.execute(
         sa.update(AuthSession)
         .where(AuthSession.user_id == user.id, AuthSession.revoked_at.is_(None))

@@ -5,42 +5,73 @@ Limits come from settings (`LOGIN_LIMIT_PER_IP`, ...) so operators can tune them
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
-from flask import Response, current_app, request
+from flask import current_app, request
+from flask_babel import gettext as _
 from flask_limiter.util import get_remote_address
+from limits import RateLimitItem, parse_many
+from limits.storage import MemoryStorage
+from limits.strategies import FixedWindowRateLimiter
+from redis.exceptions import RedisError
 
+from webapp.errors import AppError
 from webapp.extensions import limiter
 
-
-def _account_key() -> str:
-    source = request.get_json(silent=True) if request.is_json else request.form
-    email = source.get("email", "") if isinstance(source, Mapping) else ""
-    return "login-account:" + str(email).strip().lower()[:254]
+log = logging.getLogger(__name__)
+_FALLBACK_STORAGE = MemoryStorage()  # when Redis is away, as Flask-Limiter's own fallback
 
 
-def _failed(response: Response) -> bool:
-    return response.status_code == 401
+class TooManyLogins(AppError):
+    status = 429
+    error = "rate_limited"
 
 
-def login_throttled(view: Callable[..., Any]) -> Callable[..., Any]:
-    """Throttle a login endpoint per client IP and per account.
+@contextmanager
+def login_attempt(email: str) -> Iterator[None]:
+    """Count a login attempt, portal or API, against one budget per client IP and one per
+    client IP and account, before the password is checked; refuse it (429) when either is
+    spent. A successful attempt is given back.
 
-    Only failed attempts (401) count, so people who type their password right
-    are not locked out by someone else's guessing.
+    The count is taken first and atomically (Redis INCR, or a lock in process), so
+    concurrent guesses cannot all slip past a check made before any of them counted.
+    Nothing is counted per account alone: the owner, logging in from another address
+    than the guesser's, is never refused.
     """
-    per_account = limiter.limit(
-        lambda: current_app.config["LOGIN_LIMIT_PER_ACCOUNT"],
-        key_func=_account_key,
-        deduct_when=_failed,
-    )
-    per_ip = limiter.limit(
-        lambda: current_app.config["LOGIN_LIMIT_PER_IP"],
-        key_func=lambda: "login-ip:" + get_remote_address(),
-        deduct_when=_failed,
-    )
-    return per_ip(per_account(view))
+    if not limiter.enabled:
+        yield
+        return
+    ip = get_remote_address()
+    budgets = [
+        (item, f"login-ip:{ip}") for item in parse_many(current_app.config["LOGIN_LIMIT_PER_IP"])
+    ] + [
+        (item, f"login-account:{ip}:{email.strip().lower()[:254]}")
+        for item in parse_many(current_app.config["LOGIN_LIMIT_PER_ACCOUNT"])
+    ]
+    counter = FixedWindowRateLimiter(limiter.limiter.storage)
+    try:
+        counter.storage.get("login-ip:probe")
+    except RedisError:
+        log.warning("rate-limit storage unreachable: counting logins in this process")
+        counter = FixedWindowRateLimiter(_FALLBACK_STORAGE)
+    spent: list[tuple[RateLimitItem, str]] = []
+    for item, key in budgets:
+        spent.append((item, key))
+        if not counter.hit(item, key):
+            for taken, taken_key in spent:  # this attempt is refused, not evaluated
+                counter.hit(taken, taken_key, cost=-1)
+            reset = counter.get_window_stats(item, key).reset_time
+            raise TooManyLogins(
+                _("Too many login attempts; try again later."),
+                headers={"Retry-After": str(max(int(reset - time.time()) + 1, 1))},
+            )
+    yield  # raises on a wrong password: the attempt stays counted
+    for item, key in spent:
+        counter.hit(item, key, cost=-1)
 
 
 def throttled_per_ip(limit_setting: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -53,7 +84,9 @@ def throttled_per_ip(limit_setting: str) -> Callable[[Callable[..., Any]], Calla
 
 
 def _email_key() -> str:
-    return "password-reset:" + _account_key().removeprefix("login-account:")
+    source = request.get_json(silent=True) if request.is_json else request.form
+    email = source.get("email", "") if isinstance(source, Mapping) else ""
+    return "password-reset:" + str(email).strip().lower()[:254]
 
 
 def password_reset_throttled(view: Callable[..., Any]) -> Callable[..., Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from flask import Blueprint, Flask, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -10,13 +12,19 @@ from werkzeug.wrappers import Response
 
 from webapp.auth import services
 from webapp.auth.forms import ForgotPasswordForm, LoginForm, ResetPasswordForm, SignupForm
-from webapp.auth.models import User
-from webapp.auth.throttle import login_throttled, password_reset_throttled, throttled_per_ip
+from webapp.auth.models import MAX_USER_ID, User
+from webapp.auth.throttle import (
+    TooManyLogins,
+    login_attempt,
+    password_reset_throttled,
+    throttled_per_ip,
+)
 from webapp.core.security import safe_next_url
 from webapp.errors import AppError
 from webapp.extensions import db, login_manager
 
 bp = Blueprint("auth", __name__)
+SESSION_ID = re.compile(r"(?P<user>[0-9]{1,10})\.(?P<generation>[0-9]{1,10})")
 
 
 def register_login_manager(app: Flask) -> None:
@@ -28,10 +36,13 @@ def register_login_manager(app: Flask) -> None:
 
 @login_manager.user_loader
 def load_user(session_id: str) -> User | None:
-    """Session ids carry the password fingerprint: a password change logs out other browsers."""
-    user_id, _sep, fingerprint = session_id.partition(".")
-    user = db.session.get(User, int(user_id)) if user_id.isdigit() else None
-    if user is None or user.password_fingerprint != fingerprint:
+    """Session ids carry the user's session generation: logging out, changing or resetting
+    the password bump it, which ends every session and remember-me cookie issued before."""
+    match = SESSION_ID.fullmatch(session_id)
+    if match is None or int(match["user"]) > MAX_USER_ID:
+        return None
+    user = db.session.get(User, int(match["user"]))
+    if user is None or user.session_generation != int(match["generation"]):
         return None
     return user
 
@@ -62,14 +73,17 @@ def signup() -> Response | str:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@login_throttled
 def login() -> Response | tuple[str, int] | str:
     if current_user.is_authenticated:
         return _redirect_after_login()
     form = LoginForm()
     if form.validate_on_submit():
+        email = form.email.data or ""
         try:
-            user = services.authenticate(form.email.data or "", form.password.data or "")
+            with login_attempt(email):
+                user = services.authenticate(email, form.password.data or "")
+        except TooManyLogins:
+            raise  # the 429 page
         except AppError as exc:
             flash(exc.message, "danger")
             return render_template("auth/login.html", form=form), exc.status
@@ -82,6 +96,8 @@ def login() -> Response | tuple[str, int] | str:
 @bp.post("/logout")
 @login_required
 def logout() -> Response:
+    services.end_portal_sessions(current_user)  # every browser's, see the README
+    db.session.commit()
     logout_user()
     flash(_("You have logged out."), "info")
     return redirect(url_for("auth.login"))

@@ -18,6 +18,14 @@ WIDGET_TITLE_MAX_LENGTH = 60
 LOGO_URL_MAX_LENGTH = 500
 DEFAULT_WIDGET_COLOR = "#1677ff"
 MAX_ALLOWED_ORIGINS = 20
+# A customer who writes one of these (in a short message) is handed to a person.
+DEFAULT_HANDOFF_WORDS = ("人工", "转人工", "找客服")
+MAX_HANDOFF_WORDS = 20
+HANDOFF_WORD_MAX_LENGTH = 10
+# Widget messages per bot per day (Asia/Shanghai) unless the owner sets a cap: this share of
+# the plan's monthly quota (none on plans without a quota).
+DEFAULT_WIDGET_CAP_SHARE = 0.2
+MAX_WIDGET_DAILY_CAP = 10_000_000
 
 
 def new_publishable_key() -> str:
@@ -42,6 +50,9 @@ class Bot(TimestampMixin, Base):
     answer_threshold: orm.Mapped[float] = orm.mapped_column(default=DEFAULT_ANSWER_THRESHOLD)
     suggest_threshold: orm.Mapped[float] = orm.mapped_column(default=DEFAULT_SUGGEST_THRESHOLD)
     fallback_text: orm.Mapped[str] = orm.mapped_column(sa.String(BOT_TEXT_MAX_LENGTH), default="")
+    handoff_words: orm.Mapped[list[str]] = orm.mapped_column(
+        sa.JSON, default=lambda: list(DEFAULT_HANDOFF_WORDS)
+    )
     # Bumped by every change to the bot's FAQ: answer indexes rebuild when it moves.
     knowledge_version: orm.Mapped[int] = orm.mapped_column(default=0)
     # The web widget: its key, the sites allowed to embed it, and its branding.
@@ -55,6 +66,8 @@ class Bot(TimestampMixin, Base):
     widget_color: orm.Mapped[str] = orm.mapped_column(sa.String(7), default=DEFAULT_WIDGET_COLOR)
     widget_logo_url: orm.Mapped[str] = orm.mapped_column(sa.String(LOGO_URL_MAX_LENGTH), default="")
     show_powered_by: orm.Mapped[bool] = orm.mapped_column(default=True)
+    # Widget messages a day; None: the default (DEFAULT_WIDGET_CAP_SHARE of the plan's quota).
+    widget_daily_cap: orm.Mapped[int | None]
 
 
 class ApiKey(Base):

@@ -8,6 +8,7 @@ lower limit keeps existing bots but refuses new ones.
 from __future__ import annotations
 
 import hmac
+import math
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -17,7 +18,16 @@ import sqlalchemy as sa
 from flask_babel import gettext as _
 
 from webapp.billing.services import plan_of
-from webapp.bots.models import MAX_ALLOWED_ORIGINS, ApiKey, Bot, new_publishable_key
+from webapp.bots.models import (
+    DEFAULT_WIDGET_CAP_SHARE,
+    HANDOFF_WORD_MAX_LENGTH,
+    MAX_ALLOWED_ORIGINS,
+    MAX_HANDOFF_WORDS,
+    MAX_WIDGET_DAILY_CAP,
+    ApiKey,
+    Bot,
+    new_publishable_key,
+)
 from webapp.core.security import token_digest
 from webapp.db import UTCDateTime, utcnow
 from webapp.errors import AppError, Forbidden, NotFound, Unauthorized
@@ -44,6 +54,15 @@ def bot_count(organization_id: int) -> int:
         )
         or 0
     )
+
+
+def acting_bot_id(bound_bot_id: int | None, requested: int | None) -> int | None:
+    """The bot a call is for: the one asked for, or the one its API key is bound to."""
+    if bound_bot_id is None:
+        return requested
+    if requested is not None and requested != bound_bot_id:
+        raise Forbidden(_("This API key is bound to another bot."), error="bot_mismatch")
+    return bound_bot_id
 
 
 def bot_of(organization_id: int, bot_id: int) -> Bot:
@@ -115,17 +134,88 @@ def update_bot(actor: OrganizationMember, bot_id: int, **changes: object) -> Bot
     for flag in ("is_enabled", "show_powered_by"):
         if isinstance(value := changes.get(flag), bool):
             setattr(bot, flag, value)
-    if isinstance(threshold := changes.get("answer_threshold"), float | int):
-        if not 0 <= threshold <= 1:
-            raise AppError(_("The threshold is from 0 to 1."), error="validation_error", status=422)
-        bot.answer_threshold = float(threshold)
+    _set_thresholds(bot, changes.get("answer_threshold"), changes.get("suggest_threshold"))
+    if isinstance(words := changes.get("handoff_words"), list):
+        bot.handoff_words = normalized_handoff_words(words)
     if isinstance(color := changes.get("widget_color"), str):
         bot.widget_color = color.lower()
     if isinstance(logo := changes.get("widget_logo_url"), str):
         bot.widget_logo_url = _logo_url(logo)
     if isinstance(origins := changes.get("allowed_origins"), list):
         bot.allowed_origins = normalized_origins(origins)
+    if "widget_daily_cap" in changes:
+        bot.widget_daily_cap = _widget_daily_cap(changes["widget_daily_cap"])
     return bot
+
+
+def _threshold(value: object, field: str) -> float | None:
+    if not isinstance(value, float | int) or isinstance(value, bool):
+        return None
+    if not 0 <= value <= 1:
+        message = _("The threshold is from 0 to 1.")
+        raise AppError(message, error="validation_error", status=422, errors={field: [message]})
+    return float(value)
+
+
+def _set_thresholds(bot: Bot, answer_value: object, suggest_value: object) -> None:
+    """0 <= suggest <= answer <= 1. An answer threshold set alone below the suggest threshold
+    takes the suggest threshold down with it (so the unsure band is empty, not inverted)."""
+    answer = _threshold(answer_value, "answer_threshold")
+    suggest = _threshold(suggest_value, "suggest_threshold")
+    new_answer = bot.answer_threshold if answer is None else answer
+    if suggest is not None and suggest > new_answer:
+        message = _("The suggest threshold must not be above the answer threshold.")
+        raise AppError(
+            message, error="validation_error", status=422, errors={"suggest_threshold": [message]}
+        )
+    bot.answer_threshold = new_answer
+    bot.suggest_threshold = min(bot.suggest_threshold if suggest is None else suggest, new_answer)
+
+
+def normalized_handoff_words(words: list[object]) -> list[str]:
+    """Trimmed, without blanks or repeats; at most MAX_HANDOFF_WORDS of at most
+    HANDOFF_WORD_MAX_LENGTH characters each (an empty list: no handoff words)."""
+    kept: list[str] = []
+    for raw in words:
+        word = str(raw).strip()
+        if len(word) > HANDOFF_WORD_MAX_LENGTH:
+            message = _(
+                "A handoff word has at most %(n)d characters: %(word)s",
+                n=HANDOFF_WORD_MAX_LENGTH,
+                word=word,
+            )
+            raise AppError(
+                message, error="validation_error", status=422, errors={"handoff_words": [message]}
+            )
+        if word and word not in kept:
+            kept.append(word)
+    if len(kept) > MAX_HANDOFF_WORDS:
+        message = _("At most %(n)d handoff words.", n=MAX_HANDOFF_WORDS)
+        raise AppError(
+            message, error="validation_error", status=422, errors={"handoff_words": [message]}
+        )
+    return kept
+
+
+def _widget_daily_cap(value: object) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or not 1 <= value <= MAX_WIDGET_DAILY_CAP:
+        raise AppError(
+            _("The daily cap is a number from 1 to %(n)d.", n=MAX_WIDGET_DAILY_CAP),
+            error="validation_error",
+            status=422,
+        )
+    return value
+
+
+def widget_daily_limit(bot: Bot) -> int | None:
+    """Widget messages the bot takes a day: the owner's cap, else the default share of the
+    plan's monthly quota; None (no cap) on plans without a quota."""
+    if bot.widget_daily_cap is not None:
+        return bot.widget_daily_cap
+    quota = plan_of(bot.organization_id).monthly_message_quota
+    return None if quota is None else max(math.ceil(quota * DEFAULT_WIDGET_CAP_SHARE), 1)
 
 
 def _logo_url(url: str) -> str:

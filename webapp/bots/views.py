@@ -18,9 +18,17 @@ from werkzeug.wrappers import Response
 
 from webapp.billing.services import plan_of
 from webapp.bots import services
-from webapp.bots.forms import AllowedOriginsForm, AnsweringForm, ApiKeyForm, BotForm, BrandingForm
+from webapp.bots.forms import (
+    AllowedOriginsForm,
+    AnsweringForm,
+    ApiKeyForm,
+    BotForm,
+    BrandingForm,
+    WidgetCapForm,
+)
 from webapp.bots.models import Bot
 from webapp.bots.services import IssuedApiKey
+from webapp.conversations import widget_caps
 from webapp.core.security import safe_next_url
 from webapp.errors import AppError
 from webapp.extensions import db
@@ -84,17 +92,24 @@ def _render_detail(
     *,
     answering: AnsweringForm | None = None,
     branding: BrandingForm | None = None,
+    widget_cap: WidgetCapForm | None = None,
 ) -> str:
     if origins_form is None:
         origins_form = AllowedOriginsForm(formdata=None, origins="\n".join(bot.allowed_origins))
+    if answering is None:
+        answering = AnsweringForm(formdata=None, obj=bot)
+        answering.fill_handoff_words(bot.handoff_words)
     return render_template(
         "bots/detail.html",
         membership=membership,
         bot=bot,
         form=form,
         origins_form=origins_form,
-        answering_form=answering or AnsweringForm(formdata=None, obj=bot),
+        answering_form=answering,
         branding_form=branding or BrandingForm(formdata=None, obj=bot),
+        widget_cap_form=widget_cap or WidgetCapForm(formdata=None, obj=bot),
+        widget_daily_limit=services.widget_daily_limit(bot),
+        widget_used_today=widget_caps.used_today(bot.id),
         can_brand=plan_of(membership.organization_id).has_feature("branding"),
         api_keys=db.session.scalars(services.api_keys_of(membership.organization_id, bot.id)).all(),
     )
@@ -158,6 +173,23 @@ def update_origins(bot_id: int) -> Response | str:
     return redirect(url_for("bots.detail", bot_id=bot_id))
 
 
+@bp.post("/bots/<int:bot_id>/widget-cap")
+@login_required
+def update_widget_cap(bot_id: int) -> Response | str:
+    membership = current_membership()
+    if membership is None:
+        return no_organization()
+    bot = services.bot_of(membership.organization_id, bot_id)
+    membership.require_manager()
+    form = WidgetCapForm()
+    if not form.validate_on_submit():
+        return _render_detail(membership, bot, BotForm(formdata=None, obj=bot), widget_cap=form)
+    services.update_bot(membership, bot_id, widget_daily_cap=form.widget_daily_cap.data)
+    db.session.commit()
+    flash(_("Daily cap saved."), "success")
+    return redirect(url_for("bots.detail", bot_id=bot_id))
+
+
 @bp.post("/bots/<int:bot_id>/publishable-key")
 @login_required
 def rotate_publishable_key(bot_id: int) -> Response:
@@ -181,12 +213,20 @@ def update_answering(bot_id: int) -> Response | str:
     form = AnsweringForm()
     if not form.validate_on_submit():
         return _render_detail(membership, bot, BotForm(formdata=None, obj=bot), answering=form)
-    services.update_bot(
-        membership,
-        bot_id,
-        answer_threshold=form.answer_threshold.data,
-        fallback_text=form.fallback_text.data or "",
-    )
+    try:
+        services.update_bot(
+            membership,
+            bot_id,
+            answer_threshold=form.answer_threshold.data,
+            suggest_threshold=form.suggest_threshold.data,
+            fallback_text=form.fallback_text.data or "",
+            handoff_words=form.handoff_word_list,
+        )
+    except AppError as exc:  # suggest above answer, a handoff word too long or too many
+        db.session.rollback()
+        for field, messages in (exc.errors or {}).items():
+            form[field].errors = list(messages)
+        return _render_detail(membership, bot, BotForm(formdata=None, obj=bot), answering=form)
     db.session.commit()
     flash(_("Answering settings saved."), "success")
     return redirect(url_for("bots.detail", bot_id=bot_id))

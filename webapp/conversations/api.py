@@ -36,6 +36,7 @@ from webapp.api import (
 from webapp.billing.periods import day_bounds
 from webapp.conversations import services
 from webapp.conversations.models import (
+    ATTACHMENT_FILENAME_MAX_LENGTH,
     MAX_ATTACHMENT_BYTES,
     Channel,
     Conversation,
@@ -55,6 +56,7 @@ from webapp.conversations.schemas import (
     MessageSchema,
     UploadFormSchema,
 )
+from webapp.core.headers import user_upload
 from webapp.core.pagination import paginate
 from webapp.core.uploads import allow_uploads
 from webapp.errors import AppError, ErrorSchema, NotFound
@@ -131,7 +133,13 @@ def read_message_request(header_key: str | None) -> dict[str, Any]:
                 )
             if file.mimetype not in UPLOAD_TYPES[kind]:
                 raise ma.ValidationError({"file": [_("This type of file is not accepted.")]})
+            if len(file.filename or "") > ATTACHMENT_FILENAME_MAX_LENGTH:
+                message = _(
+                    "A file name has at most %(n)d characters.", n=ATTACHMENT_FILENAME_MAX_LENGTH
+                )
+                raise ma.ValidationError({"file": [message]})
             data["upload"] = services.Upload(file.mimetype, file.filename or "", content)
+            data["entry_id"] = None
         elif request.mimetype == "application/json":
             data = MessageCreateSchema().load(request.get_json(silent=True) or {})
             kind = MessageKind.TEXT
@@ -168,6 +176,8 @@ def exchange_view(exchange: services.Exchange) -> dict[str, Any]:
         "reply": reply,
         "confidence": reply.confidence if reply is not None else None,
         "source_entry": source,
+        "band": exchange.band,
+        "suggestions": exchange.suggestions,
         "handoff": exchange.handoff,
         "usage": exchange.usage,
     }
@@ -276,6 +286,11 @@ class Messages(MethodView):
     @blp.alt_response(404, schema=ErrorSchema, description="`conversation_not_found`")
     @blp.alt_response(409, schema=ErrorSchema, description="`conversation_closed`")
     @blp.alt_response(
+        422,
+        schema=ErrorSchema,
+        description="`not_offered`: `entry_id` is not among the suggestions last offered",
+    )
+    @blp.alt_response(
         429, schema=ErrorSchema, description="`quota_exceeded`: nothing stored or answered"
     )
     @blp.doc(requestBody=MESSAGE_REQUEST_BODY, **BOTS_OR_PEOPLE)
@@ -285,7 +300,9 @@ class Messages(MethodView):
         """Post a customer's message and get the bot's answer (API key or member)
 
         Text as JSON; an image or voice clip as multipart/form-data on plans that have
-        them. The message is counted against the monthly quota before anything else.
+        them. When the bot is unsure (`band` unsure) it offers `suggestions`; the customer's
+        pick is `{"entry_id": N}` instead of text, answered with that entry and counted like
+        any message. The message is counted against the monthly quota before it is stored.
         """
         caller = current_caller()
         conversation = _bot_conversation(conversation_id)
@@ -295,6 +312,7 @@ class Messages(MethodView):
             conversation.id,
             kind=data["kind"],
             text=data["text"],
+            entry_id=data["entry_id"],
             upload=data["upload"],
             api_key_id=caller.api_key.id if caller.api_key else None,
             idempotency_key=data["idempotency_key"],
@@ -352,7 +370,7 @@ class ReturnToBot(MethodView):
     parameters=[ORGANIZATION_PARAMETER],
 )
 class AttachmentFile(MethodView):
-    decorators = PEOPLE_DECORATORS
+    decorators = [*PEOPLE_DECORATORS, user_upload]  # the last one applied: the view's own CSP
 
     @blp.response(200, description="The file as uploaded")
     @blp.doc(**PEOPLE_ONLY)

@@ -1,6 +1,8 @@
 from datetime import date
+from typing import Any
 
-from marshmallow import Schema, fields, validate
+from flask_babel import gettext as _
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from webapp.bots.schemas import MAX_ID
 from webapp.conversations.models import (
@@ -76,10 +78,28 @@ def _idempotency_key(**kwargs):
 
 
 class MessageCreateSchema(Schema):
-    """A text message (JSON)."""
+    """A text message, or the pick of a suggestion (JSON): `text` or `entry_id`, not both."""
 
-    text = Text(required=True, validate=validate.Length(min=1, max=MESSAGE_TEXT_MAX_LENGTH))
+    text = Text(
+        load_default="",
+        validate=validate.Length(min=1, max=MESSAGE_TEXT_MAX_LENGTH),
+        metadata={"description": "What the customer wrote"},
+    )
+    entry_id = fields.Integer(
+        load_default=None,
+        strict=True,
+        validate=ID_RANGE,
+        metadata={
+            "description": "The customer picked this suggestion: one of the `entry_id`s the "
+            "bot offered last in the conversation (otherwise 422 `not_offered`)"
+        },
+    )
     idempotency_key = _idempotency_key(load_default=None, allow_none=True)
+
+    @validates_schema
+    def _text_or_pick(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if bool(data["text"]) == (data["entry_id"] is not None):
+            raise ValidationError(_("Send either text or the entry_id of a suggestion."))
 
 
 class UploadFormSchema(Schema):
@@ -102,6 +122,29 @@ class AttachmentSchema(Schema):
     size = fields.Integer()
 
 
+class SuggestionSchema(Schema):
+    entry_id = fields.Integer(metadata={"description": "Send it back as `entry_id` to pick it"})
+    question = fields.String()
+
+
+def _band() -> fields.String:
+    return fields.String(
+        allow_none=True,
+        metadata={
+            "description": "How the bot answered. confident: it answered; unsure: it offers "
+            "`suggestions` and keeps the conversation; lost: it gave its fallback text and asked "
+            "for a person. Null while an agent has the conversation"
+        },
+    )
+
+
+def _suggestions() -> fields.List:
+    return fields.List(
+        fields.Nested(SuggestionSchema),
+        metadata={"description": "Up to 3 questions offered, best first; empty unless unsure"},
+    )
+
+
 class MessageSchema(Schema):
     id = fields.Integer()
     role = fields.String(metadata={"description": "customer, bot or agent"})
@@ -109,10 +152,24 @@ class MessageSchema(Schema):
     text = fields.String()
     outcome = fields.String(
         allow_none=True,
-        metadata={"description": "Customer messages: answered, fallback or agent"},
+        metadata={
+            "description": "Customer messages: answered, unsure (suggestions offered), picked "
+            "(a suggestion), fallback, asked_for_human (a handoff word) or agent"
+        },
     )
-    confidence = fields.Float(allow_none=True, metadata={"description": "Bot replies: 0 to 1"})
-    faq_entry_id = fields.Integer(allow_none=True)
+    confidence = fields.Float(
+        allow_none=True,
+        metadata={"description": "Bot replies: 0 to 1; null for a pick or a handoff asked for"},
+    )
+    faq_entry_id = fields.Integer(
+        allow_none=True,
+        metadata={"description": "The entry a bot reply answered from, or a customer picked"},
+    )
+    suggestions = fields.List(
+        fields.Nested(SuggestionSchema),
+        allow_none=True,
+        metadata={"description": "Bot replies when unsure: the questions offered, best first"},
+    )
     attachment = fields.Nested(AttachmentSchema, allow_none=True)
     created_at = fields.AwareDateTime()
 
@@ -131,6 +188,8 @@ class ExchangeSchema(Schema):
     )
     confidence = fields.Float(allow_none=True)
     source_entry = fields.Nested(SourceEntrySchema, allow_none=True)
+    band = _band()
+    suggestions = _suggestions()
     handoff = fields.Boolean(
         metadata={"description": "The bot could not answer: a person has been asked for"}
     )
@@ -193,6 +252,11 @@ class WidgetMessageSchema(Schema):
     role = fields.String(metadata={"description": "customer, bot or agent"})
     kind = fields.String(metadata={"description": "text, image or voice"})
     text = fields.String()
+    suggestions = fields.List(
+        fields.Nested(SuggestionSchema),
+        allow_none=True,
+        metadata={"description": "Bot replies when unsure: the questions offered, best first"},
+    )
     created_at = fields.AwareDateTime()
 
 
@@ -203,6 +267,8 @@ class WidgetExchangeSchema(Schema):
         allow_none=True,
         metadata={"description": "The bot's reply; null while an agent has the conversation"},
     )
+    band = _band()
+    suggestions = _suggestions()
     handoff = fields.Boolean(
         metadata={"description": "The bot could not answer: a person has been asked for"}
     )

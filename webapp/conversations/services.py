@@ -10,6 +10,15 @@ leaves nothing stored, the answer unsent); the message and the reply are
 stored. Metering comes after answering so that the organization's month
 counter, locked from metering to commit, is never held during a slow answer.
 
+The bot's answer has three bands (`webapp.kb.engines.decide`): confident, it answers;
+unsure, it offers up to 3 questions ("您是不是想问") and keeps the conversation; lost, it
+says its fallback text and asks for a person (status `needs_human`). It also asks for a
+person after `HANDOFF_AFTER_MISSES` unsure or lost answers in a row, and when the customer
+writes one of the bot's handoff words (`webapp.conversations.handoff`). The customer picks a
+suggestion by its `entry_id`, one of those last offered (they are stored on the offering
+reply); the bot answers with that entry. Questions the bot was unsure or lost on go to the
+learning list (`webapp.learning`), with the pick or an agent's reply as a proposal.
+
 Once an agent has replied, the bot stays quiet in that conversation until an
 agent returns it to the bot; messages are still counted and stored for the agent.
 """
@@ -19,13 +28,16 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from flask_babel import gettext as _
 
 from webapp.bots.models import Bot
 from webapp.bots.services import bot_of
+from webapp.conversations.handoff import asks_for_person
 from webapp.conversations.models import (
+    HANDOFF_OUTCOMES,
     Attachment,
     Channel,
     Conversation,
@@ -39,13 +51,15 @@ from webapp.core.security import token_digest
 from webapp.db import utcnow
 from webapp.errors import AppError, Conflict, Forbidden, NotFound
 from webapp.extensions import db
-from webapp.kb.engines import Answer, lost_answer
+from webapp.kb.engines import Band, fallback_text
+from webapp.kb.models import FaqEntry
 from webapp.kb.services import answer_question
+from webapp.learning import services as learning
 from webapp.orgs.models import OrganizationMember
 from webapp.usage.models import UsageKind
 from webapp.usage.services import UsageResult, record_usage, refuse_early
 
-IDEMPOTENCY_KEY_MAX_LENGTH = 200  # stored in usage records with a per-conversation prefix
+IDEMPOTENCY_KEY_MAX_LENGTH = 200
 
 
 def start_conversation(
@@ -145,15 +159,64 @@ class Upload:
     data: bytes
 
 
+HANDOFF_AFTER_MISSES = 2  # unsure or lost answers in a row, then a person takes over
+# What the customer's message became, as the band of the bot's answer.
+BAND_OF_OUTCOME = {
+    Outcome.ANSWERED: Band.CONFIDENT,
+    Outcome.PICKED: Band.CONFIDENT,
+    Outcome.UNSURE: Band.UNSURE,
+    Outcome.FALLBACK: Band.LOST,
+    Outcome.ASKED_FOR_HUMAN: Band.LOST,
+}
+
+
 @dataclass(frozen=True)
 class Exchange:
     """A customer's message and what came of it."""
 
     message: Message
     reply: Message | None  # the bot's reply; None while an agent has the conversation
-    handoff: bool
     usage: UsageResult
     replayed: bool = False
+
+    @property
+    def band(self) -> Band | None:
+        """How the bot answered; None when it stayed quiet (an agent has the conversation)."""
+        outcome = self.message.outcome
+        return BAND_OF_OUTCOME.get(Outcome(outcome)) if self.reply and outcome else None
+
+    @property
+    def handoff(self) -> bool:
+        """A person has been asked for, or already has the conversation."""
+        return self.band is None or self.band is Band.LOST
+
+    @property
+    def suggestions(self) -> list[dict[str, Any]]:
+        """What the bot offered, best first: `{entry_id, question}` (only when unsure)."""
+        return list(self.reply.suggestions or []) if self.reply is not None else []
+
+
+@dataclass(frozen=True)
+class _Reply:
+    """What the bot says to a message, before anything is stored."""
+
+    outcome: Outcome
+    text: str
+    confidence: float | None = None
+    entry_id: int | None = None
+    suggestions: list[dict[str, Any]] | None = None
+    misses: int = 0  # the conversation's unsure or lost answers in a row, with this one
+    learn: bool = False  # a question for the learning list
+    candidates: tuple[int, ...] = ()  # the bot's closest entries, for the learning list
+
+
+@dataclass(frozen=True)
+class _Pick:
+    """A suggestion the customer picked: its entry, as offered, and the question it answered."""
+
+    entry: FaqEntry
+    question: str
+    asked: str
 
 
 _USAGE_KIND = {
@@ -172,30 +235,37 @@ def _open_for_messages(organization_id: int, conversation_id: int) -> Conversati
     return conversation
 
 
+def _validation_error(message: str, field: str | None = None) -> AppError:
+    errors = {field: [message]} if field else None
+    return AppError(message, error="validation_error", status=422, errors=errors)
+
+
 def post_customer_message(
     organization_id: int,
     conversation_id: int,
     *,
     kind: MessageKind = MessageKind.TEXT,
     text: str = "",
+    entry_id: int | None = None,
     upload: Upload | None = None,
     api_key_id: int | None = None,
     idempotency_key: str | None = None,
 ) -> Exchange:
+    """The customer's message (text, an upload, or `entry_id`: a pick of the suggestions last
+    offered), metered, stored, answered and the answer stored."""
     conversation = _open_for_messages(organization_id, conversation_id)
     text = text.strip()
-    if kind == MessageKind.TEXT and not text:
-        raise AppError(_("A message needs text."), error="validation_error", status=422)
+    if entry_id is not None and (kind != MessageKind.TEXT or text or upload is not None):
+        raise _validation_error(_("Send either text or the entry_id of a suggestion."))
+    if kind == MessageKind.TEXT and not text and entry_id is None:
+        raise _validation_error(_("A message needs text."))
     if kind != MessageKind.TEXT and upload is None:
-        raise AppError(_("Attach the file."), error="validation_error", status=422)
+        raise _validation_error(_("Attach the file."))
     if idempotency_key is not None and len(idempotency_key) > IDEMPOTENCY_KEY_MAX_LENGTH:
-        raise AppError(
-            _("An idempotency key has at most %(n)d characters.", n=IDEMPOTENCY_KEY_MAX_LENGTH),
-            error="validation_error",
-            status=422,
+        raise _validation_error(
+            _("An idempotency key has at most %(n)d characters.", n=IDEMPOTENCY_KEY_MAX_LENGTH)
         )
     usage_kind = _USAGE_KIND[kind]
-    usage_key = None if idempotency_key is None else f"msg:{conversation.id}:{idempotency_key}"
 
     def meter() -> UsageResult:
         return record_usage(
@@ -203,16 +273,20 @@ def post_customer_message(
             usage_kind,
             bot_id=conversation.bot_id,
             api_key_id=api_key_id,
-            idempotency_key=usage_key,
+            idempotency_key=idempotency_key,
+            idempotency_scope=f"conversation:{conversation.id}",  # never a usage API key's
         )
 
     if idempotency_key is not None and _message_with_key(conversation.id, idempotency_key):
         return _replayed_exchange(conversation, idempotency_key, meter())
+    pick = _picked(conversation, entry_id) if entry_id is not None else None
     # Answering may be slow (an index rebuild, an LLM): refuse what is sure to be refused
     # first, then answer, then meter. Metering locks the organization's month counter until
     # the commit, so it comes last, where it holds the lock for a few statements only.
     refuse_early(organization_id, usage_kind)
-    answer = None if conversation.agent_joined_at is not None else _answer(conversation, kind, text)
+    answer = None
+    if conversation.agent_joined_at is None:
+        answer = _respond(conversation, kind, text, pick)
     usage = meter()  # the atomic check: over quota now, and nothing is stored
     if usage.replayed:
         return _replayed_exchange(conversation, idempotency_key, usage)
@@ -224,7 +298,8 @@ def post_customer_message(
         bot_id=conversation.bot_id,
         role=MessageRole.CUSTOMER.value,
         kind=kind.value,
-        text=text,
+        text=pick.question if pick is not None else text,
+        faq_entry_id=pick.entry.id if pick is not None else None,
         idempotency_key=idempotency_key,
         created_at=now,
     )
@@ -242,9 +317,9 @@ def post_customer_message(
     if answer is None:  # an agent has the conversation
         message.outcome = Outcome.AGENT.value
         db.session.flush()
-        return Exchange(message, None, True, usage)
+        return Exchange(message, None, usage)
 
-    message.outcome = (Outcome.FALLBACK if answer.handoff else Outcome.ANSWERED).value
+    message.outcome = answer.outcome.value
     reply = Message(
         conversation_id=conversation.id,
         organization_id=organization_id,
@@ -256,20 +331,89 @@ def post_customer_message(
         reply_to_id=message.id,
         created_at=now,
     )
+    if answer.suggestions:
+        reply.suggestions = answer.suggestions
     db.session.add(reply)
-    if answer.handoff and conversation.status == ConversationStatus.OPEN:
+    conversation.bot_misses = answer.misses
+    if answer.outcome in HANDOFF_OUTCOMES and conversation.status == ConversationStatus.OPEN:
         conversation.status = ConversationStatus.NEEDS_HUMAN.value
         conversation.handoff_at = now
     db.session.flush()
-    return Exchange(message, reply, answer.handoff, usage)
+    if answer.learn:
+        learning.record_question(organization_id, conversation.bot_id, text, answer.candidates, now)
+    if pick is not None:
+        learning.propose_entry(conversation.bot_id, pick.asked, pick.entry.id)
+    return Exchange(message, reply, usage)
 
 
-def _answer(conversation: Conversation, kind: MessageKind, text: str) -> Answer:
+def _picked(conversation: Conversation, entry_id: int) -> _Pick:
+    """The pick of `entry_id` from the suggestions last offered in the conversation, whose
+    entry is still there to answer with; otherwise 422 `not_offered`."""
+    offer = db.session.execute(
+        sa.select(Message.suggestions, Message.reply_to_id)
+        .where(
+            Message.conversation_id == conversation.id,
+            Message.role == MessageRole.BOT.value,
+            Message.suggestions.is_not(None),
+        )
+        .order_by(Message.id.desc())
+        .limit(1)
+    ).first()
+    offered = {s["entry_id"]: s["question"] for s in (offer.suggestions if offer else None) or []}
+    entry = db.session.scalar(
+        sa.select(FaqEntry).where(
+            FaqEntry.id == entry_id,
+            FaqEntry.bot_id == conversation.bot_id,
+            FaqEntry.is_enabled.is_(True),
+        )
+    )
+    if offer is None or entry_id not in offered or entry is None:
+        message = _("Pick one of the questions the bot offered last.")
+        raise AppError(message, error="not_offered", status=422, errors={"entry_id": [message]})
+    asked = db.session.scalar(sa.select(Message.text).where(Message.id == offer.reply_to_id))
+    return _Pick(entry, offered[entry_id], asked or "")
+
+
+def _respond(
+    conversation: Conversation, kind: MessageKind, text: str, pick: _Pick | None
+) -> _Reply:
+    """The bot's reply: a picked entry's answer; a handoff when asked for a person; else the
+    engine's answer, or suggestions, or (lost, or unsure once too often) a handoff."""
+    if pick is not None:
+        return _Reply(Outcome.PICKED, pick.entry.answer, entry_id=pick.entry.id)
     bot = bot_of(conversation.organization_id, conversation.bot_id)
-    if kind == MessageKind.TEXT:
-        return answer_question(bot, text)
-    # The bot reads text only: an image or a voice clip goes to a person.
-    return lost_answer(bot, (), "none")
+    misses = conversation.bot_misses + 1
+    if kind != MessageKind.TEXT:  # the bot reads text only: an upload goes to a person
+        return _Reply(Outcome.FALLBACK, fallback_text(bot), 0.0, misses=misses)
+    if asks_for_person(text, bot.handoff_words):
+        return _Reply(
+            Outcome.ASKED_FOR_HUMAN,
+            _("Sure, I've asked a colleague to help you; please wait a moment."),
+            misses=conversation.bot_misses,
+        )
+    answer = answer_question(bot, text)
+    if answer.band is Band.CONFIDENT:
+        return _Reply(Outcome.ANSWERED, answer.text, answer.confidence, answer.entry_id)
+    candidates = tuple(match.entry_id for match in answer.matches)
+    if answer.band is Band.UNSURE and misses < HANDOFF_AFTER_MISSES:
+        offered = [{"entry_id": m.entry_id, "question": m.question} for m in answer.suggestions]
+        return _Reply(
+            Outcome.UNSURE,
+            answer.text,
+            answer.confidence,
+            suggestions=offered,
+            misses=misses,
+            learn=True,
+            candidates=candidates,
+        )
+    return _Reply(
+        Outcome.FALLBACK,
+        fallback_text(bot),
+        answer.confidence,
+        misses=misses,
+        learn=True,
+        candidates=candidates,
+    )
 
 
 def _message_with_key(conversation_id: int, idempotency_key: str) -> bool:
@@ -295,8 +439,7 @@ def _replayed_exchange(
     )
     assert message is not None  # stored in the transaction that counted it
     reply = db.session.scalar(sa.select(Message).where(Message.reply_to_id == message.id))
-    handoff = message.outcome != Outcome.ANSWERED
-    return Exchange(message, reply, handoff, usage, replayed=True)
+    return Exchange(message, reply, usage, replayed=True)
 
 
 # --- agents -----------------------------------------------------------------
@@ -322,6 +465,19 @@ def agent_reply(actor: OrganizationMember, conversation_id: int, text: str) -> M
     conversation.agent_joined_at = conversation.agent_joined_at or now
     conversation.last_message_at = now
     db.session.flush()
+    unanswered = db.session.scalar(
+        sa.select(Message.text)
+        .where(
+            Message.conversation_id == conversation.id,
+            Message.role == MessageRole.CUSTOMER.value,
+            Message.kind == MessageKind.TEXT.value,
+            Message.outcome.in_([Outcome.UNSURE.value, Outcome.FALLBACK.value]),
+        )
+        .order_by(Message.id.desc())
+        .limit(1)
+    )
+    if unanswered is not None:  # the reply probably answers it: a new entry's answer
+        learning.propose_answer(conversation.bot_id, unanswered, text)
     return message
 
 
@@ -339,6 +495,7 @@ def return_to_bot(actor: OrganizationMember, conversation_id: int) -> Conversati
     conversation = _open_for_messages(actor.organization_id, conversation_id)
     conversation.status = ConversationStatus.OPEN.value
     conversation.agent_joined_at = None
+    conversation.bot_misses = 0
     db.session.flush()
     return conversation
 

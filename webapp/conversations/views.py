@@ -38,6 +38,7 @@ from webapp.conversations.models import (
     Message,
     MessageRole,
 )
+from webapp.core.headers import user_upload
 from webapp.errors import AppError, Conflict
 from webapp.extensions import db
 from webapp.kb.models import FaqEntry
@@ -223,6 +224,7 @@ def return_to_bot(conversation_id: int) -> Response:
 
 
 @bp.get("/inbox/<int:conversation_id>/messages/<int:message_id>/attachment")
+@user_upload
 @login_required
 def attachment(conversation_id: int, message_id: int) -> Response:
     membership = current_membership()

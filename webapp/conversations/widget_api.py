@@ -10,8 +10,10 @@ or another, is 404.
 Requests must come from one of the bot's allowed origins: browsers set `Origin` and
 page scripts cannot change it; a request without one is refused too. CORS lets every
 origin through on these paths (webapp/__init__.py) because this check is made here,
-per bot. Limits per visitor (token, or client IP before there is one) and per key
-come from the WIDGET_RATELIMIT_* settings; messages are metered like any other.
+per bot. Limits per client IP (across visitor tokens), per visitor (token, or client
+IP before there is one) and per key come from the WIDGET_RATELIMIT_* settings; messages
+are metered like any other, and each bot takes at most its daily cap of widget
+messages (widget_caps.py).
 Quota figures are the organization's business, so they stay out of these answers.
 """
 
@@ -29,7 +31,7 @@ from flask_smorest import Blueprint
 from webapp.api import WIDGET_KEY, WIDGET_KEY_HEADER, widget_bot
 from webapp.billing.services import plan_of
 from webapp.bots.models import DEFAULT_WIDGET_COLOR, Bot
-from webapp.conversations import services
+from webapp.conversations import services, widget_caps
 from webapp.conversations.api import exchange_response, read_message_request
 from webapp.conversations.models import MAX_ATTACHMENT_BYTES, Channel, Conversation
 from webapp.conversations.schemas import (
@@ -66,6 +68,11 @@ def _visitor_limit_key() -> str:
     return "visitor:" + token_digest(token) if token else "ip:" + get_remote_address()
 
 
+def _ip_limit_key() -> str:
+    """The client's address as ProxyFix gives it (PROXY_FIX_HOPS), whatever token it holds."""
+    return "ip:" + get_remote_address()
+
+
 def _key_limit_key() -> str:
     return "key:" + token_digest(request.headers.get(WIDGET_KEY_HEADER, "").strip())
 
@@ -81,6 +88,7 @@ def _limit(setting: str, key_func: Callable[[], str], methods: list[str]) -> Rou
 
 
 RATE_LIMITS: list[Callable[..., Any]] = [
+    _limit("WIDGET_RATELIMIT_IP", _ip_limit_key, ["POST"]),
     _limit("WIDGET_RATELIMIT_VISITOR", _visitor_limit_key, ["POST"]),
     _limit("WIDGET_RATELIMIT_VISITOR_READS", _visitor_limit_key, ["GET"]),
     _limit("WIDGET_RATELIMIT_KEY", _key_limit_key, ["POST"]),
@@ -179,9 +187,15 @@ class Messages(MethodView):
     @blp.alt_response(404, schema=ErrorSchema, description="`conversation_not_found`")
     @blp.alt_response(409, schema=ErrorSchema, description="`conversation_closed`: start anew")
     @blp.alt_response(
+        422,
+        schema=ErrorSchema,
+        description="`not_offered`: `entry_id` is not among the suggestions last offered",
+    )
+    @blp.alt_response(
         429,
         schema=ErrorSchema,
-        description="`rate_limited`, or `quota_exceeded` (nothing stored or answered)",
+        description="`rate_limited`, `widget_daily_cap_reached` (the bot's cap for today, "
+        "see Retry-After) or `quota_exceeded`; nothing stored or answered",
     )
     @blp.doc(**WIDGET_KEY)
     def post(
@@ -189,20 +203,25 @@ class Messages(MethodView):
     ) -> tuple[dict[str, Any], int, dict[str, str]]:
         """Post the visitor's message and get the bot's answer
 
-        Text as JSON; an image or voice clip as multipart/form-data (fields `kind`,
-        `file`) on plans that have them. Counted against the monthly quota first.
+        Text as JSON, or `{"entry_id": N}` to pick one of the `suggestions` an unsure bot
+        offered last; an image or voice clip as multipart/form-data (fields `kind`, `file`)
+        on plans that have them. Counted against the monthly quota first.
         """
         bot = widget_bot()
         conversation = _visitor_conversation(bot, conversation_id)
         data = read_message_request(headers["idempotency_key"])
+        widget_caps.refuse_over_cap(bot)
         exchange = services.post_customer_message(
             bot.organization_id,
             conversation.id,
             kind=data["kind"],
             text=data["text"],
+            entry_id=data["entry_id"],
             upload=data["upload"],
             idempotency_key=data["idempotency_key"],
         )
+        if not exchange.replayed:
+            widget_caps.count_widget_message(bot)
         db.session.commit()
         body, status, response_headers = exchange_response(exchange)
         kept = {k: v for k, v in response_headers.items() if not k.startswith("X-Quota-")}

@@ -24,7 +24,8 @@ from redis.exceptions import RedisError
 from werkzeug.wrappers import Response
 
 from webapp.core.security import safe_next_url
-from webapp.errors import render_error_page, wants_json
+from webapp.core.validation import check_request
+from webapp.errors import handle_database_error, render_error_page
 from webapp.extensions import db
 
 log = logging.getLogger(__name__)
@@ -54,14 +55,25 @@ def csrf_error(error: CSRFError) -> tuple[str, int]:
     )
 
 
-@bp.before_app_request
-def refuse_nul_in_forms() -> tuple[str, int] | None:
-    """No form field legitimately holds NUL, and PostgreSQL refuses it: say 400, not 500."""
-    if wants_json():  # the API validates its own input (and answers in its own format)
-        return None
-    if request.form and any("\x00" in value for value in request.form.values()):
-        return render_error_page(400, _("The form contains characters that are not allowed."))
-    return None
+bp.before_app_request(check_request)  # one rule for the text every request carries
+
+
+@bp.after_app_request
+def end_transaction(response: Response) -> Response:
+    """End the request's transaction before the response leaves (rather than in teardown).
+
+    A connection the database dropped after the view's last query is found when the
+    transaction ends; in teardown that failure escaped every handler and the server
+    answered its own 500. Here it is the designed 503 (nothing was committed, so the
+    client may retry), and the pool is already invalidated.
+    """
+    try:
+        db.session.close()
+    except sa.exc.DBAPIError as error:
+        if not error.connection_invalidated:
+            raise
+        return current_app.make_response(handle_database_error(error))
+    return response
 
 
 @bp.get("/livez")

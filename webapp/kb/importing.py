@@ -27,15 +27,19 @@ import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
+from time import monotonic
 from typing import Any
 
 import openpyxl
 import sqlalchemy as sa
+from flask import current_app
 from flask_babel import gettext as _
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
 from webapp.bots.models import Bot
 from webapp.bots.services import bot_of
 from webapp.core.jobs import enqueue_after_commit
+from webapp.core.validation import refused_character, refused_message
 from webapp.errors import AppError
 from webapp.extensions import db
 from webapp.kb.answering import uses_vectors
@@ -53,6 +57,9 @@ from webapp.orgs.models import OrganizationMember
 
 MAX_IMPORT_BYTES = 10 * 1024 * 1024
 MAX_IMPORT_ROWS = 10_000
+# Rows read, blank ones included: a sheet with rows 1, 2 and 1,000,000,000 has a billion
+# (openpyxl yields a blank row for each missing one), and so does its declared dimension.
+MAX_SHEET_ROWS = 2 * MAX_IMPORT_ROWS
 # An XLSX is a zip archive: refuse one that unpacks to far more than any FAQ needs.
 MAX_UNPACKED_BYTES = 100 * 1024 * 1024
 MAX_COLUMNS = 50
@@ -161,6 +168,18 @@ def unreadable(message: str) -> AppError:
     return AppError(message, error="unreadable_file", status=422, errors={"file": [message]})
 
 
+def too_many_rows() -> AppError:
+    return AppError(
+        _(
+            "At most %(n)d rows per file (and %(m)d counting blank ones); split it.",
+            n=MAX_IMPORT_ROWS,
+            m=MAX_SHEET_ROWS,
+        ),
+        error="too_many_rows",
+        status=422,
+    )
+
+
 # --- reading ------------------------------------------------------------------
 
 
@@ -214,7 +233,11 @@ def _xlsx_rows(content: bytes) -> Iterator[list[str]]:
         raise unreadable(_("The workbook is too large once unpacked."))
     try:
         workbook = openpyxl.load_workbook(io.BytesIO(content), read_only=True, data_only=True)
-        rows = workbook.worksheets[0].iter_rows(max_col=MAX_COLUMNS, values_only=True)
+        sheet = workbook.worksheets[0]
+        if (sheet.max_row or 0) > MAX_SHEET_ROWS:  # the sheet's declared dimension
+            raise too_many_rows()
+        # Past the limit, openpyxl stops instead of filling every missing row up to the last.
+        rows = sheet.iter_rows(max_row=MAX_SHEET_ROWS + 1, max_col=MAX_COLUMNS, values_only=True)
         for values in rows:
             yield [_cell_text(value) for value in values]
     except AppError:
@@ -224,11 +247,23 @@ def _xlsx_rows(content: bytes) -> Iterator[list[str]]:
 
 
 def _table(content: bytes) -> Iterator[tuple[int, list[str]]]:
-    """(row number, cells) of every non-blank row, the header first."""
+    """(row number, cells) of every non-blank row, the header first.
+
+    Bounded by rows read (blank ones included) and by time, whatever the file declares.
+    """
     if content.startswith(XLS_MAGIC):
         raise unreadable(_("Old .xls workbooks are not supported; save it as XLSX or CSV."))
+    deadline = monotonic() + current_app.config["IMPORT_READ_SECONDS"]
     rows = _xlsx_rows(content) if content.startswith(XLSX_MAGIC) else _csv_rows(content)
     for number, cells in enumerate(rows, start=1):
+        if number > MAX_SHEET_ROWS:
+            raise too_many_rows()
+        if monotonic() > deadline:
+            raise AppError(
+                _("Reading the file takes too long; split it into smaller files."),
+                error="import_too_slow",
+                status=422,
+            )
         cells = [cell.strip() for cell in cells]
         if any(cells):
             yield number, cells
@@ -266,11 +301,15 @@ def _phrasings(text: str) -> list[str]:
 
 
 def _row(number: int, cells: list[str], columns: dict[str, int]) -> ImportRow:
+    errors: list[RowError] = []
+
     def cell(name: str) -> str:
         index = columns.get(name)
-        return cells[index] if index is not None and index < len(cells) else ""
-
-    errors: list[RowError] = []
+        text = cells[index] if index is not None and index < len(cells) else ""
+        character = refused_character(text)
+        if character is not None:
+            errors.append(RowError(number, name, refused_message(character)))
+        return text
 
     def checked(name: str, check: Any, *args: Any) -> Any:
         try:
@@ -308,11 +347,7 @@ def read_rows(content: bytes) -> list[ImportRow]:
     first_row_of: dict[str, int] = {}
     for number, cells in table:
         if len(rows) == MAX_IMPORT_ROWS:
-            raise AppError(
-                _("At most %(n)d rows per file; split it.", n=MAX_IMPORT_ROWS),
-                error="too_many_rows",
-                status=422,
-            )
+            raise too_many_rows()
         row = _row(number, cells, columns)
         if row.question in first_row_of:
             message = _("The same question is on row %(row)d.", row=first_row_of[row.question])
@@ -438,7 +473,8 @@ def export_xlsx(bot_id: int) -> bytes:
     assert sheet is not None
     sheet.title = "FAQ"
     for cells in export_rows(bot_id):
-        sheet.append(cells)
+        # Entries stored before control characters were refused may hold ones XLSX cannot.
+        sheet.append([ILLEGAL_CHARACTERS_RE.sub("", cell) for cell in cells])
     for row in sheet.iter_rows():
         for cell in row:
             cell.data_type = "s"  # text, even when it starts with "=" (not a formula)

@@ -176,6 +176,22 @@ def update_entry(
     return entry_of(actor.organization_id, bot_id, entry_id)
 
 
+def add_similar_question(
+    actor: OrganizationMember, bot_id: int, entry_id: int, phrasing: str
+) -> FaqEntry:
+    """Teach an entry one more way customers ask it (the learning loop). A phrasing the entry
+    already has, or its question, changes nothing."""
+    actor.require_manager()
+    entry = entry_of(actor.organization_id, bot_id, entry_id)
+    phrasing = clean_question(phrasing)
+    if phrasing == entry.question or phrasing in entry.similar_questions:
+        return entry
+    entry.similar_questions = clean_similar([*entry.similar_questions, phrasing], entry.question)
+    db.session.flush()
+    knowledge_changed(bot_id)
+    return entry_of(actor.organization_id, bot_id, entry_id)
+
+
 def delete_entry(actor: OrganizationMember, bot_id: int, entry_id: int) -> None:
     actor.require_manager()
     entry = entry_of(actor.organization_id, bot_id, entry_id)

@@ -90,3 +90,13 @@ def tokenize(text: str) -> list[str]:
             tokens.extend(_search_words(word))
     tokens.extend(_characters(run))
     return [sys.intern(token) for token in tokens]
+
+
+def compact(text: str) -> str:
+    """The text without what does not change a question: NFKC-normalised, lower-cased, and
+    without spaces, punctuation or symbols ("退货？ " and "退货" are one)."""
+    return "".join(
+        character
+        for character in unicodedata.normalize("NFKC", text).lower()
+        if unicodedata.category(character)[0] not in "PSZC"
+    )

@@ -30,7 +30,6 @@ from flask_login import login_required
 from werkzeug.wrappers import Response
 
 from webapp.bots.models import Bot
-from webapp.bots.services import bot_of
 from webapp.core.uploads import allow_uploads
 from webapp.errors import AppError
 from webapp.extensions import db
@@ -39,7 +38,7 @@ from webapp.kb.engines import Answer
 from webapp.kb.forms import FaqEntryForm, ImportForm
 from webapp.kb.models import QUESTION_MAX_LENGTH, FaqEntry
 from webapp.orgs.models import OrganizationMember
-from webapp.portal import current_membership
+from webapp.portal import membership_and_bot
 
 bp = Blueprint("kb", __name__)
 
@@ -50,17 +49,10 @@ PREVIEW_ROWS = 200  # rows shown in an import preview; every error is listed
 allow_uploads(bp, {"import_file"}, importing.MAX_IMPORT_BYTES)
 
 
-def _membership_and_bot(bot_id: int) -> tuple[OrganizationMember, Bot]:
-    membership = current_membership()
-    if membership is None:
-        abort(404)
-    return membership, bot_of(membership.organization_id, bot_id)
-
-
 @bp.get("/bots/<int:bot_id>/faq")
 @login_required
 def index(bot_id: int) -> str:
-    membership, bot = _membership_and_bot(bot_id)
+    membership, bot = membership_and_bot(bot_id)
     search = request.args.get("q", "").strip()[:QUESTION_MAX_LENGTH]
     page = db.paginate(
         services.entries_of(bot.id, search),
@@ -82,7 +74,7 @@ def _render_entry(
 @bp.route("/bots/<int:bot_id>/faq/new", methods=["GET", "POST"])
 @login_required
 def create(bot_id: int) -> Response | str:
-    membership, bot = _membership_and_bot(bot_id)
+    membership, bot = membership_and_bot(bot_id)
     membership.require_manager()
     form = FaqEntryForm()
     if form.validate_on_submit():
@@ -108,7 +100,7 @@ def create(bot_id: int) -> Response | str:
 @login_required
 def edit(bot_id: int, entry_id: int) -> Response | str:
     """The entry's form for owners and admins, the entry itself for other members."""
-    membership, bot = _membership_and_bot(bot_id)
+    membership, bot = membership_and_bot(bot_id)
     entry = services.entry_of(membership.organization_id, bot.id, entry_id)
     if request.method == "POST":
         membership.require_manager()
@@ -153,7 +145,7 @@ def disable(bot_id: int, entry_id: int) -> Response:
 
 
 def _set_enabled(bot_id: int, entry_id: int, enabled: bool) -> Response:
-    membership, bot = _membership_and_bot(bot_id)
+    membership, bot = membership_and_bot(bot_id)
     services.update_entry(membership, bot.id, entry_id, is_enabled=enabled)
     db.session.commit()
     flash(_("Entry enabled.") if enabled else _("Entry disabled."), "info")
@@ -163,7 +155,7 @@ def _set_enabled(bot_id: int, entry_id: int, enabled: bool) -> Response:
 @bp.post("/bots/<int:bot_id>/faq/<int:entry_id>/delete")
 @login_required
 def delete(bot_id: int, entry_id: int) -> Response:
-    membership, bot = _membership_and_bot(bot_id)
+    membership, bot = membership_and_bot(bot_id)
     services.delete_entry(membership, bot.id, entry_id)
     db.session.commit()
     flash(_("Entry deleted."), "info")
@@ -198,7 +190,7 @@ def _render_import(
 @bp.route("/bots/<int:bot_id>/faq/import", methods=["GET", "POST"])
 @login_required
 def import_file(bot_id: int) -> Response | str:
-    membership, bot = _membership_and_bot(bot_id)
+    membership, bot = membership_and_bot(bot_id)
     membership.require_manager()
     form = ImportForm()
     if not form.validate_on_submit():
@@ -236,7 +228,7 @@ def import_file(bot_id: int) -> Response | str:
 @bp.get("/bots/<int:bot_id>/faq/export")
 @login_required
 def export(bot_id: int) -> Response:
-    membership, bot = _membership_and_bot(bot_id)
+    membership, bot = membership_and_bot(bot_id)
     try:
         file_format = importing.ExportFormat(request.args.get("format", "csv"))
     except ValueError:
@@ -252,7 +244,7 @@ def export(bot_id: int) -> Response:
 @login_required
 def try_question(bot_id: int) -> str:
     """What the bot would answer, and why (nothing is stored or counted)."""
-    membership, bot = _membership_and_bot(bot_id)
+    membership, bot = membership_and_bot(bot_id)
     question = request.args.get("question", "")
     answer: Answer | None = None
     error = None

@@ -94,7 +94,7 @@ def page_pay_url(
         return_url=return_url,
         time_expire=f"{expires_at.astimezone(SHANGHAI):%Y-%m-%d %H:%M:%S}",
     )
-    return f"{alipay_settings().gateway}?{signed}"
+    return f"{alipay_settings().page_gateway}?{signed}"
 
 
 def _server_call(method: str, **kwargs: Any) -> dict[str, Any]:

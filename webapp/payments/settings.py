@@ -55,7 +55,8 @@ class AlipaySettings:
     app_private_key: str
     alipay_public_key: str
     sign_type: str
-    gateway: str
+    gateway: str  # the SDK's calls
+    page_gateway: str  # where the browser is sent to pay (the same, but in the sandbox)
     notify_url: str
     seller_id: str | None  # checked on every notify and query when known
 
@@ -126,12 +127,14 @@ def alipay_settings() -> AlipaySettings:
     config = current_app.config
     defaults = _defaults()
     base_url = config["BASE_URL"]
+    gateway = config.get("ALIPAY_GATEWAY") or defaults.get("ALIPAY_GATEWAY", ALIPAY_LIVE_GATEWAY)
     return AlipaySettings(
         appid=_setting("ALIPAY_APPID", defaults),
         app_private_key=_setting("ALIPAY_APP_PRIVATE_KEY", defaults),
         alipay_public_key=_setting("ALIPAY_PUBLIC_KEY", defaults),
         sign_type=config["ALIPAY_SIGN_TYPE"],
-        gateway=config.get("ALIPAY_GATEWAY") or defaults.get("ALIPAY_GATEWAY", ALIPAY_LIVE_GATEWAY),
+        gateway=gateway,
+        page_gateway=config.get("ALIPAY_GATEWAY") or defaults.get("ALIPAY_PAGE_GATEWAY", gateway),
         notify_url=base_url + "/api/v1/payments/alipay/notify",
         seller_id=config.get("ALIPAY_SELLER_ID") or defaults.get("ALIPAY_SELLER_ID"),
     )

@@ -11,6 +11,9 @@
  *   are kept in localStorage per key, so a reload resumes it. A closed conversation
  *   (409 conversation_closed) is replaced by a new one and the message sent again.
  * - While the panel is open, new messages (bot, agent) are polled every 3 seconds.
+ * - When the bot is unsure it offers up to 3 questions ("您是不是想问"), shown as buttons; a
+ *   tap sends `{"entry_id": N}` and the bot answers with that entry. Only the latest offer
+ *   can be picked, so the buttons of earlier ones are switched off.
  * - UI language: English when the browser's language is English, Chinese otherwise;
  *   `data-lang="en"` or `data-lang="zh"` on the script tag forces one.
  */
@@ -38,8 +41,11 @@
       voice: "[语音]",
       agent: "人工客服",
       handoff: "已为您转接人工客服，请稍候，客服回复后会显示在这里。",
+      didYouMean: "您是不是想问：",
+      notOffered: "这个选项已失效，请直接输入您的问题。",
       restarted: "上一次会话已结束，已为您开始新的会话。",
       rateLimited: "发送太频繁了，请稍后再试。",
+      dailyCap: "今天的在线咨询已达上限，请明天再来，或通过店铺的其他方式联系我们。",
       unavailable: "客服暂时无法回复，请稍后再试。",
       error: "网络异常，消息未发送，请稍后再试。",
       poweredBy: "由智能客服提供技术支持",
@@ -55,8 +61,11 @@
       voice: "[Voice message]",
       agent: "Agent",
       handoff: "We have asked a member of our team to help; their reply will appear here.",
+      didYouMean: "Did you mean:",
+      notOffered: "That option is no longer available; please type your question.",
       restarted: "The previous conversation has ended; this is a new one.",
       rateLimited: "Too many messages; please wait a moment.",
+      dailyCap: "This chat cannot take more messages today; please come back tomorrow or contact the shop another way.",
       unavailable: "We cannot answer right now; please try again later.",
       error: "Network error: the message was not sent. Please try again.",
       poweredBy: "Powered by Smart Customer Service",
@@ -140,6 +149,11 @@
     .msg .who { display: block; font-size: 12px; color: #888; margin-bottom: 2px; }
     .notice { margin: 8px auto; padding: 6px 10px; font-size: 12px; color: #666;
       text-align: center; background: #eceef1; border-radius: 8px; max-width: 90%; }
+    .suggestions { display: flex; flex-direction: column; gap: 6px; margin-top: 6px; }
+    .suggestions button { display: block; width: 100%; min-height: 36px; padding: 7px 10px;
+      border: 1px solid var(--color); border-radius: 8px; background: #fff; color: var(--color);
+      font-size: 14px; text-align: left; white-space: normal; cursor: pointer; }
+    .suggestions button:disabled { border-color: #d0d4d9; color: #999; cursor: default; }
     .composer { display: flex; gap: 6px; padding: 10px; border-top: 1px solid #e3e5e8; }
     .composer textarea { flex: 1; resize: none; height: 40px; padding: 9px; border: 1px solid #d0d4d9;
       border-radius: 8px; font-size: 14px; outline-color: var(--color); }
@@ -148,6 +162,12 @@
     .composer button.attach { padding: 0 10px; background: #eceef1; color: #333; }
     .composer button:disabled { opacity: .6; cursor: default; }
     .powered { padding: 4px; text-align: center; font-size: 11px; color: #999; }
+    @media (max-width: 480px) {
+      .panel { right: 0; bottom: 0; width: 100vw; max-width: 100vw; height: 100%;
+        max-height: 100%; border-radius: 0; }
+      .msg { max-width: 88%; }
+      .composer textarea { font-size: 16px; }
+    }
   `;
 
   function element(tag, className, text) {
@@ -264,9 +284,29 @@
       if (message.role === "agent") {
         node.append(element("span", "who", T.agent));
       }
+      if (message.suggestions && message.suggestions.length) {
+        node.append(document.createTextNode(T.didYouMean), this.offer(message.suggestions));
+        return node;
+      }
       const text = message.text || (message.kind === "image" ? T.image : message.kind === "voice" ? T.voice : "");
       node.append(document.createTextNode(text));
       return node;
+    }
+
+    offer(suggestions) {
+      const box = element("div", "suggestions");
+      (this.offered || []).forEach((button) => {
+        button.disabled = true;
+      });
+      this.offered = suggestions.map(({ entry_id: entryId, question }) => {
+        const button = element("button", "suggestion", question);
+        button.type = "button";
+        button.dataset.entryId = entryId;
+        button.addEventListener("click", () => this.pick(entryId));
+        box.append(button);
+        return button;
+      });
+      return box;
     }
 
     show(message) {
@@ -349,6 +389,10 @@
       } catch (error) {
         if (error.error === "rate_limited") {
           this.notice(T.rateLimited);
+        } else if (error.error === "not_offered") {
+          this.notice(T.notOffered);
+        } else if (error.error === "widget_daily_cap_reached") {
+          this.notice(T.dailyCap);
         } else if (error instanceof ApiError) {
           this.notice(T.unavailable);
         } else {
@@ -368,6 +412,12 @@
       this.input.value = "";
       if (!(await this.send(() => ({ text })))) {
         this.input.value = text;
+      }
+    }
+
+    async pick(entryId) {
+      if (!this.sendButton.disabled) {
+        await this.send(() => ({ entry_id: entryId }));
       }
     }
 

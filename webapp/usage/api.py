@@ -1,8 +1,11 @@
 """/api/v1/usage: metering and usage statistics.
 
-Bots (API key) and people (JWT + X-Organization-ID) may call all three. A key
+Bots (API key) and people (JWT + X-Organization-ID) may call all of them. A key
 bound to a bot acts for that bot: recording or reading another bot's usage
 with it is 403 `bot_mismatch`.
+
+`/record` counts one event; `/records` counts up to 500 in one call, all or
+nothing against the quota (see `webapp.usage.services.record_batch`).
 
 Stats and history read only `usage_counters` and the `usage_daily` rollup
 (see `webapp.usage.models`), never `usage_records`, so they stay as fast at
@@ -41,6 +44,8 @@ from webapp.usage.schemas import (
     IDEMPOTENCY_HEADER,
     QUOTA_HEADERS_DESCRIPTION,
     IdempotencyHeaderSchema,
+    UsageBatchResultSchema,
+    UsageBatchSchema,
     UsageHistoryQuerySchema,
     UsageHistorySchema,
     UsageRecordSchema,
@@ -51,6 +56,16 @@ from webapp.usage.schemas import (
 blp = Blueprint("usage_api", __name__, url_prefix="/api/v1/usage", description="Usage and quotas")
 
 blp.errorhandler(services.QuotaExceeded)(quota_exceeded)
+
+
+def quota_refusal(description: str) -> dict[str, Any]:
+    """The documented 429 of a call that counts usage."""
+    return {
+        "schema": ErrorSchema,
+        "description": f"`quota_exceeded`: {description} Also carries the X-Quota-* headers "
+        "and Retry-After (seconds until the quota resets).",
+        "headers": QUOTA_HEADERS,
+    }
 
 
 def _idempotency_key(body: str | None, header: str | None) -> str | None:
@@ -93,13 +108,7 @@ class Record(MethodView):
         "`bot_disabled`, or `bot_mismatch` (the API key is bound to another bot)",
     )
     @blp.alt_response(404, schema=ErrorSchema, description="`bot_not_found`")
-    @blp.alt_response(
-        429,
-        schema=ErrorSchema,
-        description="`quota_exceeded`: nothing was counted. Also carries the X-Quota-* "
-        "headers and Retry-After (seconds until the quota resets).",
-        headers=QUOTA_HEADERS,
-    )
+    @blp.alt_response(429, **quota_refusal("nothing was counted."))
     @blp.doc(**BOTS_OR_PEOPLE)
     def post(self, data: dict[str, Any], headers: dict[str, Any]) -> Any:
         """Count bot messages against the monthly quota
@@ -134,6 +143,111 @@ class Record(MethodView):
         if result.replayed:
             response_headers[REPLAYED_HEADER] = "true"
         return result, 200 if result.replayed else 201, response_headers
+
+
+BATCH_EXAMPLE = {
+    "events": [
+        {"kind": "message", "idempotency_key": "wx-8812-m1"},
+        {"kind": "message", "quantity": 3, "idempotency_key": "wx-8812-m2"},
+        {"kind": "image", "bot_id": 7, "idempotency_key": "wx-8813-i1"},
+    ]
+}
+BATCH_RESULT_EXAMPLE = {
+    "used": 412,
+    "limit": 50000,
+    "remaining": 49588,
+    "period_start": "2026-11-30T16:00:00+00:00",
+    "period_end": "2026-12-31T16:00:00+00:00",
+    "accepted": 3,
+    "replayed": 0,
+}
+
+
+@blp.route("/records")
+class Records(MethodView):
+    decorators = [caller_required]
+
+    @blp.arguments(UsageBatchSchema(), example=BATCH_EXAMPLE)
+    @blp.response(
+        201,
+        UsageBatchResultSchema,
+        description="Counted: `accepted` events by this call; `replayed` ones had been "
+        "counted before and were not counted again. " + QUOTA_HEADERS_DESCRIPTION,
+        headers=QUOTA_HEADERS,
+        example=BATCH_RESULT_EXAMPLE,
+    )
+    @blp.alt_response(
+        200,
+        schema=UsageBatchResultSchema,
+        success=True,
+        description="Every event's key had been counted before (a batch retried as a whole): "
+        "nothing was counted again; `used`, `limit` and `remaining` are as the first call "
+        f"left them, with the `{REPLAYED_HEADER}: true` header.",
+        headers=QUOTA_HEADERS,
+    )
+    @blp.alt_response(
+        403,
+        schema=ErrorSchema,
+        description="`feature_not_in_plan`, `bot_disabled` or `bot_mismatch`, for the first "
+        "event that breaks the rule (its index in `errors.events`): nothing was counted",
+    )
+    @blp.alt_response(
+        404, schema=ErrorSchema, description="`bot_not_found` (the event's index in `errors`)"
+    )
+    @blp.alt_response(
+        409,
+        schema=ErrorSchema,
+        description="`concurrent_batch`: some of these keys were being recorded for another "
+        "month at the same instant (at a month's end); nothing was counted, retry it.",
+    )
+    @blp.alt_response(
+        429,
+        **quota_refusal(
+            "the new events do not all fit in what remains of the month's quota, so none was "
+            "counted."
+        ),
+    )
+    @blp.doc(**BOTS_OR_PEOPLE)
+    def post(self, data: dict[str, Any]) -> Any:
+        """Count a batch of events (1-500) against the monthly quota, all or nothing
+
+        Each event needs its own idempotency key; a key counts once, whether it came in a
+        batch or through `/usage/record`. A batch retried after a timeout counts nothing
+        twice: the events already counted are reported as `replayed`, the others are counted.
+        Either every new event fits in the quota and all are counted, or the call is 429 and
+        none is. Invalid events are 422 with their index: `{"events": {"3": {...}}}`.
+        """
+        events = [
+            services.UsageEvent(
+                UsageKind(event["kind"]),
+                event["quantity"],
+                event["idempotency_key"],
+                event["bot_id"],
+            )
+            for event in data["events"]
+        ]
+        caller = current_caller()
+        result = services.record_batch(
+            caller.organization_id,
+            events,
+            bound_bot_id=caller.bot_id,
+            api_key_id=caller.api_key.id if caller.api_key else None,
+        )
+        db.session.commit()
+        usage = result.usage
+        response_headers = quota_headers(usage)
+        if usage.replayed:
+            response_headers[REPLAYED_HEADER] = "true"
+        body = {
+            "used": usage.used,
+            "limit": usage.limit,
+            "remaining": usage.remaining,
+            "period_start": usage.period_start,
+            "period_end": usage.period_end,
+            "accepted": result.accepted,
+            "replayed": result.replayed,
+        }
+        return body, 200 if usage.replayed else 201, response_headers
 
 
 @blp.route("/stats")

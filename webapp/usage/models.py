@@ -2,6 +2,10 @@
 
 - `usage_records` keeps every metered call (audit, idempotency). It only grows;
   nothing reads it on the hot path except the idempotency lookup (unique index).
+  An idempotency key is unique within its organization and scope: `api` for the keys
+  clients send to the usage API, `conversation:<id>` for the keys of customer
+  messages. A client's key can therefore never answer for a message, whatever it
+  looks like.
 - `usage_counters` holds one row per organization and calendar month (Asia/Shanghai):
   the quota is checked and consumed there by one conditional UPDATE.
 - `usage_daily` is the rollup that stats and history read, so their cost follows
@@ -19,6 +23,7 @@ from sqlalchemy import orm
 from webapp.db import Base, UTCDateTime, utcnow
 
 IDEMPOTENCY_KEY_MAX_LENGTH = 255
+API_SCOPE = "api"  # the idempotency scope of keys sent to the usage API
 
 
 class UsageKind(enum.StrEnum):
@@ -35,7 +40,12 @@ class UsageKind(enum.StrEnum):
 class UsageRecord(Base):
     __tablename__ = "usage_records"
     __table_args__ = (
-        sa.UniqueConstraint("organization_id", "idempotency_key"),
+        sa.UniqueConstraint(
+            "organization_id",
+            "idempotency_scope",
+            "idempotency_key",
+            name="uq_usage_records_idempotency",
+        ),
         sa.Index("ix_usage_records_organization_id_created_at", "organization_id", "created_at"),
     )
 
@@ -53,6 +63,9 @@ class UsageRecord(Base):
     )
     kind: orm.Mapped[str] = orm.mapped_column(sa.String(16))
     quantity: orm.Mapped[int]
+    idempotency_scope: orm.Mapped[str] = orm.mapped_column(
+        sa.String(64), default=API_SCOPE, server_default=API_SCOPE
+    )
     idempotency_key: orm.Mapped[str | None] = orm.mapped_column(
         sa.String(IDEMPOTENCY_KEY_MAX_LENGTH)
     )

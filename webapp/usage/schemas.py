@@ -1,8 +1,10 @@
-from marshmallow import Schema, fields, validate
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 from webapp.core.validation import Text
 from webapp.usage.models import IDEMPOTENCY_KEY_MAX_LENGTH, UsageKind
-from webapp.usage.services import MAX_QUANTITY
+from webapp.usage.services import MAX_BATCH_EVENTS, MAX_QUANTITY
 
 KINDS = [kind.value for kind in UsageKind]
 # Ids are PostgreSQL integers: anything larger cannot name a row (and must not reach SQL).
@@ -27,7 +29,7 @@ def _idempotency_key(**kwargs):
     )
 
 
-class UsageRecordSchema(Schema):
+class _UsageSchema(Schema):
     kind = fields.String(required=True, validate=validate.OneOf(KINDS))
     quantity = fields.Integer(
         strict=True, load_default=1, validate=validate.Range(min=1, max=MAX_QUANTITY)
@@ -39,7 +41,50 @@ class UsageRecordSchema(Schema):
         validate=ID_RANGE,
         metadata={"description": "Defaults to the bot an API key is bound to"},
     )
+
+
+class UsageRecordSchema(_UsageSchema):
     idempotency_key = _idempotency_key(load_default=None, allow_none=True)
+
+
+class UsageEventSchema(_UsageSchema):
+    idempotency_key = _idempotency_key(required=True)
+
+
+BATCH_SIZE_MESSAGE = f"Send from 1 to {MAX_BATCH_EVENTS} events."
+
+
+class UsageBatchSchema(Schema):
+    # One nested load of the whole list: a third cheaper than a List of Nested (per item).
+    events = fields.Nested(
+        UsageEventSchema,
+        many=True,
+        required=True,
+        validate=validate.Length(min=1, max=MAX_BATCH_EVENTS, error=BATCH_SIZE_MESSAGE),
+        metadata={"description": f"1 to {MAX_BATCH_EVENTS} events, each with its own key"},
+    )
+
+    @pre_load
+    def _not_too_many(self, data: Any, **_kwargs: Any) -> Any:
+        """Refuse an oversized batch before validating its events one by one."""
+        events = data.get("events") if isinstance(data, dict) else None
+        if isinstance(events, list) and len(events) > MAX_BATCH_EVENTS:
+            raise ValidationError(BATCH_SIZE_MESSAGE, "events")
+        return data
+
+    @validates_schema
+    def _keys_unique(self, data: dict[str, Any], **_kwargs: Any) -> None:
+        first: dict[str, int] = {}
+        errors: dict[int, dict[str, list[str]]] = {}
+        for index, event in enumerate(data["events"]):
+            key = event["idempotency_key"]
+            if key in first:
+                message = f"The same idempotency_key as event {first[key]}."
+                errors[index] = {"idempotency_key": [message]}
+            else:
+                first[key] = index
+        if errors:
+            raise ValidationError({"events": errors})
 
 
 class IdempotencyHeaderSchema(Schema):
@@ -52,6 +97,16 @@ class UsageResultSchema(Schema):
     remaining = fields.Integer(allow_none=True, metadata={"description": "null = unlimited"})
     period_start = fields.AwareDateTime()
     period_end = fields.AwareDateTime(metadata={"description": "When the quota resets"})
+
+
+class UsageBatchResultSchema(UsageResultSchema):
+    accepted = fields.Integer(metadata={"description": "Events this call counted"})
+    replayed = fields.Integer(
+        metadata={
+            "description": "Events whose idempotency key was counted before (by a batch or a "
+            "single record): not counted again"
+        }
+    )
 
 
 class KindCountsSchema(Schema):

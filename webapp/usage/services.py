@@ -1,9 +1,14 @@
 """Metering: record usage against the monthly quota, and read it back.
 
-`record_usage` is one transaction: the record (unique per idempotency key), one
-conditional UPDATE that consumes the quota only if it fits, and the daily
-rollup. If the quota does not fit, `QuotaExceeded` is raised and the caller's
-rollback removes the record too: nothing is counted.
+`record_usage` is one transaction: one conditional UPDATE that consumes the quota
+only if it fits, the record (unique per idempotency key and scope), and the daily
+rollup. If the quota does not fit, `QuotaExceeded` is raised and nothing is
+written. `record_batch` does the same for up to 500 events at once.
+
+Lock order: every path takes the organization's month counter row first (the
+conditional upsert), then the idempotency key (the record's unique index entry),
+then the rollup rows. Two paths that took the counter and a key in opposite orders
+deadlocked when they raced on one key.
 
 `record_with_api_key` is the HTTP endpoint's fast path for bots: on PostgreSQL it
 authenticates the key and records in one statement (one round trip, then the
@@ -14,10 +19,11 @@ answer (401, 403, 429, an idempotent replay).
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from flask_babel import gettext as _
@@ -25,19 +31,21 @@ from flask_babel import gettext as _
 from webapp.billing.models import Plan
 from webapp.billing.periods import SHANGHAI, month_start, next_month_start
 from webapp.billing.services import claim_notice, plan_of
+from webapp.bots.models import Bot
 from webapp.bots.services import (
     LAST_USED_RESOLUTION,
+    acting_bot_id,
     api_key_parts,
     bot_count,
     bot_of,
 )
 from webapp.core.mail import external_url, send_mail
 from webapp.core.security import token_digest
-from webapp.db import UTCDateTime, utcnow
-from webapp.errors import AppError, Forbidden
+from webapp.db import PreparedStatement, UTCDateTime, utcnow
+from webapp.errors import AppError, Conflict, Forbidden, NotFound
 from webapp.extensions import db
 from webapp.orgs.models import Organization, OrganizationMember
-from webapp.usage.models import UsageCounter, UsageDaily, UsageKind, UsageRecord
+from webapp.usage.models import API_SCOPE, UsageCounter, UsageDaily, UsageKind, UsageRecord
 
 MAX_QUANTITY = 1000
 QUOTA_THRESHOLDS = (80, 100)  # percent; a mail each, once per period
@@ -69,9 +77,10 @@ _PLAN_TERMS = sa.text(
 )
 _INSERT_RECORD = sa.text(
     "INSERT INTO usage_records (organization_id, bot_id, api_key_id, kind, quantity, "
-    "idempotency_key, period_start, used_after, created_at) VALUES (:organization_id, "
-    ":bot_id, :api_key_id, :kind, :quantity, :idempotency_key, :period_start, 0, :created_at) "
-    "ON CONFLICT (organization_id, idempotency_key) DO NOTHING RETURNING id"
+    "idempotency_scope, idempotency_key, period_start, used_after, created_at) VALUES "
+    "(:organization_id, :bot_id, :api_key_id, :kind, :quantity, :idempotency_scope, "
+    ":idempotency_key, :period_start, :used_after, :created_at) "
+    "ON CONFLICT (organization_id, idempotency_scope, idempotency_key) DO NOTHING RETURNING id"
 ).bindparams(
     sa.bindparam("period_start", type_=UTCDateTime()),
     sa.bindparam("created_at", type_=UTCDateTime()),
@@ -93,7 +102,12 @@ _ROLL_UP = sa.text(
     "ON CONFLICT (organization_id, day, bot_id, kind) DO UPDATE "
     "SET quantity = usage_daily.quantity + excluded.quantity"
 ).bindparams(sa.bindparam("day", type_=sa.Date()))
-_SET_RESULT = sa.text("UPDATE usage_records SET used_after = :used WHERE id = :id")
+# A record found to be a replay after its quantity was consumed gives it back (the
+# counter row is still locked by this transaction: nobody saw the interim value).
+_GIVE_BACK = sa.text(
+    "UPDATE usage_counters SET used = used - :quantity "
+    "WHERE organization_id = :organization_id AND period_start = :period_start"
+).bindparams(sa.bindparam("period_start", type_=UTCDateTime()))
 
 
 @dataclass(frozen=True)
@@ -126,8 +140,10 @@ def record_usage(
     bot_id: int | None = None,
     api_key_id: int | None = None,
     idempotency_key: str | None = None,
+    idempotency_scope: str = API_SCOPE,
     now: datetime | None = None,
 ) -> UsageResult:
+    """Count `quantity` against the month's quota, once per idempotency key and scope."""
     now = now or utcnow()
     terms = plan_terms(organization_id, now)
     _require_feature(terms, kind)
@@ -141,34 +157,35 @@ def record_usage(
         raise Forbidden(_("This bot is disabled."), error="bot_disabled")
     period_start, period_end = month_start(now), next_month_start(now)
     quota = terms.quota
+    counter = {"organization_id": organization_id, "period_start": period_start}
 
+    # The counter first (see the lock order above), then the key.
+    used = db.session.scalar(_CONSUME_QUOTA, {**counter, "quantity": quantity, "quota": quota})
+    if used is None:
+        if idempotency_key is not None and (
+            replay := _replay(organization_id, idempotency_scope, idempotency_key, quota)
+        ):
+            return replay  # counted before, when it still fitted
+        raise _quota_exceeded(organization_id, quota or 0, period_start, period_end)
     record_id = db.session.scalar(
         _INSERT_RECORD,
         {
-            "organization_id": organization_id,
+            **counter,
             "bot_id": bot_id,
             "api_key_id": api_key_id,
             "kind": kind.value,
             "quantity": quantity,
+            "idempotency_scope": idempotency_scope,
             "idempotency_key": idempotency_key,
-            "period_start": period_start,
+            "used_after": used,
             "created_at": now,
         },
     )
-    if record_id is None:  # this idempotency key was recorded before (or just now, elsewhere)
-        return _replay(organization_id, idempotency_key, quota)
-
-    used = db.session.scalar(
-        _CONSUME_QUOTA,
-        {
-            "organization_id": organization_id,
-            "period_start": period_start,
-            "quantity": quantity,
-            "quota": quota,
-        },
-    )
-    if used is None:
-        raise _quota_exceeded(organization_id, quota or 0, period_start, period_end)
+    if record_id is None:  # this idempotency key was recorded before
+        db.session.execute(_GIVE_BACK, {**counter, "quantity": quantity})
+        replay = _replay(organization_id, idempotency_scope, idempotency_key, quota)
+        assert replay is not None  # the conflict was with a committed record
+        return replay
     db.session.execute(
         _ROLL_UP,
         {
@@ -179,7 +196,6 @@ def record_usage(
             "quantity": quantity,
         },
     )
-    db.session.execute(_SET_RESULT, {"used": used, "id": record_id})
     _notify_thresholds(organization_id, quota, period_start, used - quantity, used)
     return UsageResult(used, quota, period_start, period_end)
 
@@ -268,11 +284,11 @@ WITH key AS (
     RETURNING used
 ), record AS (
     INSERT INTO usage_records (organization_id, bot_id, api_key_id, kind, quantity,
-        idempotency_key, period_start, used_after, created_at)
+        idempotency_scope, idempotency_key, period_start, used_after, created_at)
     SELECT terms.organization_id, terms.bot_id, terms.id, %(kind)s, %(quantity)s,
-        %(idempotency_key)s, %(period_start)s, counter.used, %(now)s
+        %(scope)s, %(idempotency_key)s, %(period_start)s, counter.used, %(now)s
     FROM terms, counter
-    ON CONFLICT (organization_id, idempotency_key) DO NOTHING
+    ON CONFLICT (organization_id, idempotency_scope, idempotency_key) DO NOTHING
     RETURNING id
 ), daily AS (
     INSERT INTO usage_daily AS d (organization_id, day, bot_id, kind, quantity)
@@ -290,33 +306,24 @@ SELECT terms.organization_id, terms.quota, counter.used, EXISTS (SELECT 1 FROM r
 FROM terms, counter
 """
 # Prepared once per database connection: planning this statement costs PostgreSQL three
-# times what executing it does. Its parameters, in order, with their types:
-_RECORD_WITH_KEY_PARAMETERS = {
-    "prefix": "text",
-    "digest": "text",
-    "bot_id": "integer",
-    "now": "timestamptz",
-    "touch_before": "timestamptz",
-    "feature": "text",
-    "kind": "text",
-    "quantity": "integer",
-    "idempotency_key": "text",
-    "period_start": "timestamptz",
-    "day": "date",
-}
-_PREPARED_NAME = "usage_record_with_key"
-PREPARE_RECORD_WITH_KEY = (
-    f"PREPARE {_PREPARED_NAME} ({', '.join(_RECORD_WITH_KEY_PARAMETERS.values())}) AS "
-    + re.sub(
-        r"%\((\w+)\)s",
-        lambda match: f"${list(_RECORD_WITH_KEY_PARAMETERS).index(match[1]) + 1}",
-        _RECORD_WITH_KEY,
-    )
-)
-EXECUTE_RECORD_WITH_KEY = (
-    f"EXECUTE {_PREPARED_NAME} ("
-    + ", ".join(f"%({name})s" for name in _RECORD_WITH_KEY_PARAMETERS)
-    + ")"
+# times what executing it does.
+RECORD_WITH_KEY = PreparedStatement(
+    "usage_record_with_key",
+    _RECORD_WITH_KEY,
+    {
+        "prefix": "text",
+        "digest": "text",
+        "bot_id": "integer",
+        "now": "timestamptz",
+        "touch_before": "timestamptz",
+        "feature": "text",
+        "kind": "text",
+        "quantity": "integer",
+        "scope": "text",
+        "idempotency_key": "text",
+        "period_start": "timestamptz",
+        "day": "date",
+    },
 )
 
 
@@ -358,12 +365,8 @@ def _record_in_one_statement(
     parts = api_key_parts(token)
     if parts is None or not 1 <= quantity <= MAX_QUANTITY:
         return None
-    prepared = connection.connection.info  # lives as long as the database connection
-    if _PREPARED_NAME not in prepared:
-        connection.exec_driver_sql(PREPARE_RECORD_WITH_KEY)
-        prepared[_PREPARED_NAME] = True
     parameters = record_parameters(parts, kind, quantity, bot_id, idempotency_key, now)
-    row = connection.exec_driver_sql(EXECUTE_RECORD_WITH_KEY, parameters).first()
+    row = RECORD_WITH_KEY.run(connection, parameters).first()
     if row is None or not row[3]:
         return None
     organization_id, quota, used, _recorded = row
@@ -391,20 +394,345 @@ def record_parameters(
         "feature": kind.required_feature,
         "kind": kind.value,
         "quantity": quantity,
+        "scope": API_SCOPE,
         "idempotency_key": idempotency_key,
         "period_start": month_start(now),
         "day": now.astimezone(SHANGHAI).date(),
     }
 
 
-def _replay(organization_id: int, idempotency_key: str | None, quota: int | None) -> UsageResult:
+# --- batches -----------------------------------------------------------------
+
+MAX_BATCH_EVENTS = 500
+
+
+@dataclass(frozen=True)
+class UsageEvent:
+    kind: UsageKind
+    quantity: int
+    idempotency_key: str
+    bot_id: int | None = None
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    usage: UsageResult  # `replayed`: every event was counted before (the batch was retried)
+    accepted: int  # events this call counted
+    replayed: int  # events counted before (their keys were seen), not counted again
+
+
+# A batch as one PostgreSQL statement: the events as arrays (`unnest`), the keys already
+# recorded (one probe of the unique index per event), then the same writes as a single
+# record, in the same lock order: the conditional upsert of the month counter by the sum
+# of the new events (all of them fit, or none is written), the records, the rollup (one
+# row per bot and kind). The statement's snapshot may predate a concurrent retry of the
+# same keys that committed while this one waited for the counter: its records then
+# conflict and fewer are inserted than counted (see `_write_batch_postgresql`).
+_RECORD_BATCH = """
+WITH events AS (
+    SELECT * FROM unnest(%(kinds)s, %(quantities)s, %(bot_ids)s, %(keys)s)
+        AS e(kind, quantity, bot_id, idempotency_key)
+), seen AS (
+    SELECT r.* FROM events CROSS JOIN LATERAL (
+        SELECT id, idempotency_key, used_after, period_start FROM usage_records
+        WHERE organization_id = %(organization_id)s AND idempotency_scope = %(scope)s
+          AND idempotency_key = events.idempotency_key
+        LIMIT 1  -- keeps the lookup a per-event probe of the unique index, whatever the stats
+    ) AS r
+), fresh AS (
+    SELECT events.* FROM events
+    WHERE NOT EXISTS (SELECT 1 FROM seen WHERE seen.idempotency_key = events.idempotency_key)
+), total AS (
+    SELECT count(*) AS events, COALESCE(sum(quantity), 0) AS quantity FROM fresh
+), counter AS (
+    INSERT INTO usage_counters AS c (organization_id, period_start, used)
+    SELECT %(organization_id)s, %(period_start)s, total.quantity FROM total
+    WHERE total.events > 0 AND (%(quota)s IS NULL OR total.quantity <= %(quota)s)
+    ON CONFLICT (organization_id, period_start) DO UPDATE SET used = c.used + excluded.used
+    WHERE %(quota)s IS NULL OR c.used + excluded.used <= %(quota)s
+    RETURNING used
+), record AS (
+    INSERT INTO usage_records (organization_id, bot_id, api_key_id, kind, quantity,
+        idempotency_scope, idempotency_key, period_start, used_after, created_at)
+    SELECT %(organization_id)s, fresh.bot_id, %(api_key_id)s, fresh.kind, fresh.quantity,
+        %(scope)s, fresh.idempotency_key, %(period_start)s, counter.used, %(now)s
+    FROM fresh, counter
+    ON CONFLICT (organization_id, idempotency_scope, idempotency_key) DO NOTHING
+    RETURNING 1
+), daily AS (
+    INSERT INTO usage_daily AS d (organization_id, day, bot_id, kind, quantity)
+    SELECT %(organization_id)s, %(day)s, COALESCE(fresh.bot_id, 0), fresh.kind, sum(fresh.quantity)
+    FROM fresh, counter
+    GROUP BY COALESCE(fresh.bot_id, 0), fresh.kind
+    ON CONFLICT (organization_id, day, bot_id, kind) DO UPDATE
+    SET quantity = d.quantity + excluded.quantity
+)
+SELECT total.events, total.quantity, (SELECT used FROM counter), (SELECT count(*) FROM record),
+    latest.used_after, latest.period_start
+FROM total LEFT JOIN (SELECT * FROM seen ORDER BY id DESC LIMIT 1) AS latest ON true
+"""
+RECORD_BATCH = PreparedStatement(
+    "usage_record_batch",
+    _RECORD_BATCH,
+    {
+        "organization_id": "integer",
+        "scope": "text",
+        "api_key_id": "integer",
+        "quota": "bigint",
+        "now": "timestamptz",
+        "period_start": "timestamptz",
+        "day": "date",
+        "kinds": "text[]",
+        "quantities": "integer[]",
+        "bot_ids": "integer[]",
+        "keys": "text[]",
+    },
+)
+
+
+@dataclass(frozen=True)
+class _Written:
+    """What a batch's writes did: `used` is None when the new events did not fit."""
+
+    new_events: int
+    new_quantity: int
+    used: int | None
+    last_seen: tuple[int, datetime] | None  # (used_after, period_start) of the latest seen
+
+
+def record_batch(
+    organization_id: int,
+    events: Sequence[UsageEvent],
+    *,
+    bound_bot_id: int | None = None,
+    api_key_id: int | None = None,
+    now: datetime | None = None,
+) -> BatchResult:
+    """Count a batch of events against the month's quota, all or nothing.
+
+    Every event is checked first (its kind in the plan, its bot: an API key bound to a
+    bot, `bound_bot_id`, records for that bot only); the first event that breaks a rule
+    refuses the batch, naming its index. Events whose key was counted before are left
+    out; the others are counted together if they all fit in what remains of the quota,
+    and otherwise none is (429).
+    """
+    now = now or utcnow()
+    terms = plan_terms(organization_id, now)
+    bot_ids = _event_bots(organization_id, bound_bot_id, terms, events)
+    period_start, period_end = month_start(now), next_month_start(now)
+    parameters: dict[str, Any] = {
+        "organization_id": organization_id,
+        "scope": API_SCOPE,
+        "api_key_id": api_key_id,
+        "quota": terms.quota,
+        "now": now,
+        "period_start": period_start,
+        "day": now.astimezone(SHANGHAI).date(),
+        "kinds": [event.kind.value for event in events],
+        "quantities": [event.quantity for event in events],
+        "bot_ids": bot_ids,
+        "keys": [event.idempotency_key for event in events],
+    }
+    write = (
+        _write_batch_postgresql
+        if db.session.connection().dialect.name == "postgresql"
+        else _write_batch_portable
+    )
+    written = write(parameters)
+    replayed = len(events) - written.new_events
+    if written.new_events == 0:
+        assert written.last_seen is not None
+        used, first_period = written.last_seen
+        usage = UsageResult(
+            used, terms.quota, first_period, next_month_start(first_period), replayed=True
+        )
+        return BatchResult(usage, 0, replayed)
+    if written.used is None:
+        exceeded = _quota_exceeded(organization_id, terms.quota or 0, period_start, period_end)
+        assert exceeded.usage is not None
+        exceeded.message = _(
+            "These events need %(needed)d messages, but %(remaining)d remain of this "
+            "month's quota; nothing was counted.",
+            needed=written.new_quantity,
+            remaining=exceeded.usage.remaining or 0,
+        )
+        raise exceeded
+    _notify_thresholds(
+        organization_id,
+        terms.quota,
+        period_start,
+        written.used - written.new_quantity,
+        written.used,
+    )
+    return BatchResult(
+        UsageResult(written.used, terms.quota, period_start, period_end),
+        written.new_events,
+        replayed,
+    )
+
+
+def _event_bots(
+    organization_id: int, bound_bot_id: int | None, terms: PlanTerms, events: Sequence[UsageEvent]
+) -> list[int | None]:
+    """Each event's bot, once every event has passed the checks of a single record."""
+    wanted = {event.bot_id or bound_bot_id for event in events} - {None}
+    enabled: dict[int, bool] = {}
+    if wanted:
+        query = sa.select(Bot.id, Bot.is_enabled).where(
+            Bot.organization_id == organization_id, Bot.id.in_(wanted)
+        )
+        enabled.update((bot_id, is_enabled) for bot_id, is_enabled in db.session.execute(query))
+    bots = []
+    for index, event in enumerate(events):
+        try:
+            _require_feature(terms, event.kind)
+            bot_id = acting_bot_id(bound_bot_id, event.bot_id)
+            if bot_id is not None and bot_id not in enabled:
+                raise NotFound(_("Bot not found."), error="bot_not_found")
+            if bot_id is not None and not enabled[bot_id]:
+                raise Forbidden(_("This bot is disabled."), error="bot_disabled")
+        except AppError as refused:
+            field = "kind" if refused.error == "feature_not_in_plan" else "bot_id"
+            refused.errors = {"events": {str(index): {field: [refused.message]}}}
+            refused.message = _(
+                "Event %(index)d: %(problem)s", index=index, problem=refused.message
+            )
+            raise
+        bots.append(bot_id)
+    return bots
+
+
+def _write_batch_postgresql(parameters: dict[str, Any]) -> _Written:
+    connection = db.session.connection()
+    written = _run_batch_statement(connection, parameters)
+    if written is None:
+        # A concurrent call recorded some of these keys after this statement's snapshot was
+        # taken. Again, with the counter locked first: every record of the month takes that
+        # lock before its key, so the new snapshot sees all there will be.
+        db.session.rollback()
+        connection = db.session.connection()
+        connection.execute(
+            _CONSUME_QUOTA,  # of nothing, without a quota: it only locks the row
+            {
+                "organization_id": parameters["organization_id"],
+                "period_start": parameters["period_start"],
+                "quantity": 0,
+                "quota": None,
+            },
+        )
+        written = _run_batch_statement(connection, parameters)
+    elif written.used is None and written.new_events:
+        # Refused, with the same doubt about the snapshot; the refused upsert has locked
+        # the counter, so a second look sees every key recorded for this month.
+        written = _run_batch_statement(connection, parameters)
+    if written is None:  # the same key recorded for another month at its very end
+        raise Conflict(
+            _("Another call is recording these events right now; retry."),
+            error="concurrent_batch",
+        )
+    return written
+
+
+def _run_batch_statement(connection: sa.Connection, parameters: dict[str, Any]) -> _Written | None:
+    """What the statement did, or None if a concurrent call recorded some keys meanwhile."""
+    row = RECORD_BATCH.run(connection, parameters).one()
+    new_events, new_quantity, used, inserted, last_used, last_period = row
+    if used is not None and inserted != new_events:
+        return None
+    last_seen = None if last_used is None else (last_used, last_period)
+    return _Written(new_events, new_quantity, used, last_seen)
+
+
+def _write_batch_portable(parameters: dict[str, Any]) -> _Written:
+    """The same writes as statements SQLAlchemy runs anywhere, for SQLite (one writer at
+    a time: no concurrent retry can slip in between)."""
+    scope, organization_id = parameters["scope"], parameters["organization_id"]
+    seen = db.session.execute(
+        sa.select(UsageRecord.idempotency_key, UsageRecord.used_after, UsageRecord.period_start)
+        .where(
+            UsageRecord.organization_id == organization_id,
+            UsageRecord.idempotency_scope == scope,
+            UsageRecord.idempotency_key.in_(parameters["keys"]),
+        )
+        .order_by(UsageRecord.id)
+    ).all()
+    last_seen = (seen[-1].used_after, seen[-1].period_start) if seen else None
+    seen_keys = {row.idempotency_key for row in seen}
+    fresh = [
+        (kind, quantity, bot_id, key)
+        for kind, quantity, bot_id, key in zip(
+            parameters["kinds"],
+            parameters["quantities"],
+            parameters["bot_ids"],
+            parameters["keys"],
+            strict=True,
+        )
+        if key not in seen_keys
+    ]
+    total = sum(quantity for _kind, quantity, _bot, _key in fresh)
+    if not fresh:
+        return _Written(0, 0, None, last_seen)
+    used = db.session.scalar(
+        _CONSUME_QUOTA,
+        {
+            "organization_id": organization_id,
+            "period_start": parameters["period_start"],
+            "quantity": total,
+            "quota": parameters["quota"],
+        },
+    )
+    if used is None:
+        return _Written(len(fresh), total, None, last_seen)
+    db.session.execute(
+        sa.insert(UsageRecord),
+        [
+            {
+                "organization_id": organization_id,
+                "bot_id": bot_id,
+                "api_key_id": parameters["api_key_id"],
+                "kind": kind,
+                "quantity": quantity,
+                "idempotency_scope": scope,
+                "idempotency_key": key,
+                "period_start": parameters["period_start"],
+                "used_after": used,
+                "created_at": parameters["now"],
+            }
+            for kind, quantity, bot_id, key in fresh
+        ],
+    )
+    daily: dict[tuple[int, str], int] = defaultdict(int)
+    for kind, quantity, bot_id, _key in fresh:
+        daily[bot_id or 0, kind] += quantity
+    db.session.execute(
+        _ROLL_UP,
+        [
+            {
+                "organization_id": organization_id,
+                "day": parameters["day"],
+                "bot_id": bot_id,
+                "kind": kind,
+                "quantity": quantity,
+            }
+            for (bot_id, kind), quantity in daily.items()
+        ],
+    )
+    return _Written(len(fresh), total, used, last_seen)
+
+
+def _replay(
+    organization_id: int, idempotency_scope: str, idempotency_key: str | None, quota: int | None
+) -> UsageResult | None:
+    """The first call's result for a key already recorded, or None."""
     record = db.session.scalar(
         sa.select(UsageRecord).where(
             UsageRecord.organization_id == organization_id,
+            UsageRecord.idempotency_scope == idempotency_scope,
             UsageRecord.idempotency_key == idempotency_key,
         )
     )
-    assert record is not None
+    if record is None:
+        return None
     return UsageResult(
         record.used_after,
         quota,

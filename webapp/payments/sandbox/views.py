@@ -22,6 +22,7 @@ from webapp.payments.sandbox.common import (
     WECHAT_SANDBOX_PATH,
     current_keys,
 )
+from webapp.payments.sandbox.server import gateway_base_url
 from webapp.payments.settings import is_sandbox, register_settings_source
 
 bp = Blueprint("sandbox", __name__, url_prefix=SANDBOX_PREFIX)
@@ -40,14 +41,16 @@ CSRF_EXEMPT_VIEWS = (
 
 class SandboxSettings:
     """The sandbox merchant's identities (generated on first use, see `keys`) and the
-    gateways of this app, read when the payment clients are built; nothing while the
-    app is not in sandbox mode."""
+    gateways (the SDKs' calls on the sandbox's own server, the browser's on BASE_URL),
+    read when the payment clients are built; nothing while the app is not in sandbox
+    mode."""
 
     def defaults(self) -> dict[str, str]:
         if not is_sandbox():
             return {}
         keys = current_keys()
         base_url = current_app.config["BASE_URL"]
+        gateways = gateway_base_url()  # not the app's workers: see server.py
         return {
             "WECHATPAY_MCHID": keys.wechat_mchid,
             "WECHATPAY_APPID": keys.wechat_appid,
@@ -56,11 +59,12 @@ class SandboxSettings:
             "WECHATPAY_CERT_SERIAL_NO": keys.merchant_serial_no,
             "WECHATPAY_PUBLIC_KEY": keys.platform_public_key,
             "WECHATPAY_PUBLIC_KEY_ID": keys.platform_public_key_id,
-            "WECHATPAY_GATEWAY": base_url + WECHAT_SANDBOX_PATH,
+            "WECHATPAY_GATEWAY": gateways + WECHAT_SANDBOX_PATH,
             "ALIPAY_APPID": keys.alipay_appid,
             "ALIPAY_APP_PRIVATE_KEY": keys.alipay_app_private_key,
             "ALIPAY_PUBLIC_KEY": keys.alipay_public_key,
-            "ALIPAY_GATEWAY": base_url + ALIPAY_SANDBOX_PATH,
+            "ALIPAY_GATEWAY": gateways + ALIPAY_SANDBOX_PATH,
+            "ALIPAY_PAGE_GATEWAY": base_url + ALIPAY_SANDBOX_PATH,  # the browser goes there
             "ALIPAY_SELLER_ID": SANDBOX_SELLER_ID,
         }
 
