@@ -21,7 +21,7 @@ from webapp.kb import embedding, hybrid
 from webapp.kb.engines import IndexCache, IndexedEntry, KnowledgeIndex, lexical_probability
 from webapp.kb.hybrid import HybridIndex
 from webapp.kb.models import FaqEntry, FaqVector
-from webapp.kb.services import knowledge_changed, new_entry
+from webapp.kb.services import add_similar_question, knowledge_changed, new_entry
 
 SHIPPING = IndexedEntry(1, "下单后多久发货？", "付款后48小时内发货。")
 RETURNS = IndexedEntry(2, "怎么申请退货？", "在订单页点“申请退货”，审核通过后寄回。")
@@ -238,3 +238,24 @@ def test_a_large_index_shortlists_in_a_projection_and_ranks_exactly(
 
     for question in unit(20):
         assert list(large._closest(question)) == list(everything._closest(question))
+
+
+def test_a_learned_phrasing_is_embedded_alone_and_answers_at_once(
+    app: Flask, tenant: Tenant, embedded: list[str]
+) -> None:
+    bot_id = tenant.add_bot()
+    returns = add_tea_faq(tenant.api, bot_id)[1]
+    question = "东西不想要了能寄回去吗"
+    before = preview(tenant, bot_id, question)
+    embedded.clear()
+
+    with app.app_context():
+        add_similar_question(tenant._owner_membership(), bot_id, returns["id"], question)
+        db.session.commit()
+
+    assert embedded == [question]
+    assert embedding.digest(question) in stored(app, bot_id)
+    after = preview(tenant, bot_id, question)
+    assert after["band"] == "confident" and after["entry_id"] == returns["id"]
+    assert after["matches"][0]["matched_phrasing"] == question
+    assert after["confidence"] > before["confidence"]

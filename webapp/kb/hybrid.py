@@ -17,9 +17,10 @@ the FAQ does not answer. The engine takes both:
    thing for every bot; `webapp.kb.engines.decide` applies them.
 
 An entry whose vectors are not stored yet (an import being embedded, a new model
-version not yet re-embedded) is found by words only. While any candidate lacks
-vectors, every candidate gets the lexical model's confidence
-(`webapp.kb.engines.lexical_probability`): one scale, never a 500, never a wait.
+version not yet re-embedded) is found by words only, and so is a phrasing whose vector
+is missing. While any candidate lacks vectors, every candidate gets the lexical model's
+confidence (`webapp.kb.engines.lexical_probability`): one scale, never a 500, never a
+wait.
 
 The index keeps the vectors as two float32 matrices (phrasings grouped by entry, and
 answers), so a question costs one embedding (about 3 ms) and one matrix product
@@ -148,7 +149,8 @@ class HybridIndex:
         previous: HybridIndex | None = None,
     ) -> None:
         """`vectors`: digest -> vector of the texts `previous` does not hold (all of them
-        without a previous index); an entry missing any is found by words only."""
+        without a previous index). An entry without its answer's vector or any phrasing's
+        is found by words only."""
         self.lexical: KnowledgeIndex = KnowledgeIndex(
             entries, previous.lexical if previous else None
         )
@@ -168,12 +170,13 @@ class HybridIndex:
         phrasing_rows: list[np.ndarray] = []
         answer_rows: list[np.ndarray] = []
         for entry in entries:
-            if not all(text in found for text in entry_texts(entry)):
-                continue
+            phrasings = [p for p in (entry.question, *entry.similar_questions) if p in found]
+            if entry.answer not in found or not phrasings:
+                continue  # found by words only; a phrasing without a vector is left to words
             self.row_of[entry.id] = len(self.entry_ids)
             self.entry_ids.append(entry.id)
             starts.append(len(self.phrasings))
-            for phrasing in (entry.question, *entry.similar_questions):
+            for phrasing in phrasings:
                 self.phrasings.append(phrasing)
                 phrasing_rows.append(found[phrasing])
             answer_rows.append(found[entry.answer])

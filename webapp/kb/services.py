@@ -188,6 +188,7 @@ def add_similar_question(
         return entry
     entry.similar_questions = clean_similar([*entry.similar_questions, phrasing], entry.question)
     db.session.flush()
+    entry_saved(entry)  # one text, one vector
     knowledge_changed(bot_id)
     return entry_of(actor.organization_id, bot_id, entry_id)
 
