@@ -85,6 +85,7 @@ def test_the_inbox_puts_conversations_needing_a_person_first(
 def test_a_transcript_shows_confidence_and_matched_entries(app: Flask, tenant: Tenant) -> None:
     bot_id = tenant.add_bot()
     add_tea_faq(tenant.api, bot_id)
+    offer_only_when_fairly_sure(app, bot_id)
     conversation_id = chat(app, tenant, bot_id, "怎么开发票", "你们老板叫什么名字")
     portal = portal_of(app, tenant.owner)
 
