@@ -36,4 +36,4 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/livez', timeout=4)"]
 
 # No ENTRYPOINT: `python worker.py` or `flask db upgrade` replace this command as they are.
-CMD ["sh", "-c", "exec gunicorn --bind 0.0.0.0:8000 --workers \"$WEB_CONCURRENCY\" --threads \"$WEB_THREADS\" --access-logfile - --error-logfile - wsgi:app"]
+CMD ["sh", "-c", "exec gunicorn --bind 0.0.0.0:8000 --workers \"$WEB_CONCURRENCY\" --threads \"$WEB_THREADS\" --preload --access-logfile - --error-logfile - wsgi:app"]

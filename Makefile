@@ -10,7 +10,7 @@ export FLASK_APP := wsgi
 run: setup
 	$(BIN)/flask db upgrade
 	@echo "Portal and API on http://127.0.0.1:8000  (API docs: http://127.0.0.1:8000/docs)"
-	$(BIN)/gunicorn --bind 127.0.0.1:8000 --workers 1 --threads 8 --access-logfile - wsgi:app
+	$(BIN)/gunicorn --bind 127.0.0.1:8000 --workers 1 --threads 8 --preload --access-logfile - wsgi:app
 
 ## test: set up, make sure PostgreSQL, Redis and Chromium are there, lint, run the whole suite
 test: setup $(VENV)/.dev services lint
@@ -51,11 +51,11 @@ format: $(VENV)/.dev
 bench: setup
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
-## bench-kb: retrieval quality on the labelled set (tests/data/kb_eval), at thresholds 0.3..0.8
+## bench-kb: answer quality per band on the labelled sets (tests/data/answers_eval, kb_eval)
 bench-kb: setup
 	$(BIN)/python bench/kb_eval.py
 
-## bench-answer: answer latency over 1,000 and 10,000 synthetic FAQ entries (~1 min)
+## bench-answer: answer latency over 1,000 and 10,000 synthetic FAQ entries (~10 min)
 bench-answer: setup
 	$(BIN)/python bench/answer_latency.py $(BENCH_ARGS)
 

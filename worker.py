@@ -37,9 +37,11 @@ from rq.scheduler import RQScheduler
 from webapp import create_app
 from webapp.billing import tasks as billing_tasks
 from webapp.extensions import db
+from webapp.kb.answering import preload
 from webapp.payments import tasks as payments_tasks
 
 app = create_app()
+preload(app)  # each job's work horse is forked from here: the encoder loads once
 
 # (job, seconds between runs). Interval jobs also run as soon as the scheduler starts,
 # which catches up on whatever fell due while no worker was running.

@@ -174,9 +174,10 @@ def register_cli(app: Flask) -> None:
     from webapp.auth.cli import create_admin
     from webapp.billing.cli import billing_cli
     from webapp.invoices.cli import INVOICE_COMMANDS
+    from webapp.kb.cli import kb_cli
     from webapp.payments.cli import payments_cli
 
     for invoice_command in INVOICE_COMMANDS:  # 发票 are part of `flask billing`
         billing_cli.add_command(invoice_command)
-    for command in (create_admin, billing_cli, payments_cli):
+    for command in (create_admin, billing_cli, kb_cli, payments_cli):
         app.cli.add_command(command)

@@ -23,6 +23,7 @@ INSTANCE_DIR = PROJECT_ROOT / "instance"
 # Values that must never reach production.
 INSECURE_SECRET_KEYS = {"", "dev", "change-me", "development-only-secret-key-do-not-deploy"}
 MIN_SECRET_KEY_LENGTH = 32
+ANSWER_ENGINES = ("hybrid", "lexical")
 
 
 class ConfigurationError(RuntimeError):
@@ -93,6 +94,8 @@ class Config:
     PAYMENT_HTTP_TIMEOUT_SECONDS = 10
     # The sandbox retries a notify that was not acknowledged after these many seconds.
     SANDBOX_NOTIFY_RETRY_DELAYS = (2, 5, 15, 30, 60, 120, 300, 600)
+    # How bots answer (webapp.kb.answering): "hybrid" (sentence vectors and words) or "lexical".
+    ANSWER_ENGINE = os.environ.get("ANSWER_ENGINE", "hybrid")
     # The LLM answer engine (OpenAI-compatible chat completions): on when URL and model are set.
     LLM_BASE_URL = os.environ.get("LLM_BASE_URL", "")
     LLM_API_KEY = os.environ.get("LLM_API_KEY", "")
@@ -196,6 +199,11 @@ class Config:
     @classmethod
     def validate(cls, config: dict[str, object]) -> None:
         """Refuse configurations that are unsafe for this environment."""
+        if config.get("ANSWER_ENGINE") not in ANSWER_ENGINES:
+            raise ConfigurationError(
+                f"ANSWER_ENGINE must be one of {', '.join(ANSWER_ENGINES)}, "
+                f"not {config.get('ANSWER_ENGINE')!r}"
+            )
 
 
 class DevelopmentConfig(Config):
@@ -210,6 +218,7 @@ class ProductionConfig(Config):
 
     @classmethod
     def validate(cls, config: dict[str, object]) -> None:
+        super().validate(config)
         for name in ("SECRET_KEY", "JWT_SECRET_KEY"):
             secret = config.get(name)
             if name == "JWT_SECRET_KEY" and secret is None:

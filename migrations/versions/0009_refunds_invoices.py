@@ -6,7 +6,7 @@ its period on a refund), and 发票 requests. Orders paid before this revision g
 their payment row from the order.
 
 Revision ID: 0009
-Revises: 0010
+Revises: 0008
 Create Date: 2026-12-06 23:24:23.009177
 
 """
@@ -18,7 +18,7 @@ import webapp.db
 
 # revision identifiers, used by Alembic.
 revision = "0009"
-down_revision = "0010"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 

@@ -13,6 +13,7 @@ from flask import Flask
 from tests.conftest import sqlite_owner
 from tests.conversations import start
 from tests.conversations.test_conversations_api import bot_with_faq, say
+from tests.kb import offer_only_when_fairly_sure
 from tests.usage.conftest import Tenant, key_headers
 from webapp.analytics import services
 from webapp.analytics.services import Analytics, UnansweredQuestion
@@ -244,6 +245,7 @@ def test_default_range_is_the_last_30_shanghai_days() -> None:
 def test_numbers_of_real_conversations(app: Flask, make_tenant: Any) -> None:
     tenant = make_tenant(plan="pro")
     bot_id, key, _entries = bot_with_faq(tenant)
+    offer_only_when_fairly_sure(app, bot_id)
     client = app.test_client()
     answered = start(client, key_headers(key))
     assert say(client, answered["id"], "我想退货，流程是怎样的", key).status_code == 201

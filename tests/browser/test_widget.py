@@ -90,8 +90,12 @@ def test_widget_on_another_site_answers_hands_off_and_shows_the_agent(
     new_context: Callable[[], BrowserContext],
     artifacts_dir: Path,
 ) -> None:
-    tenant, host_origin = tea_shop(
-        make_tenant, live_server, host_site, greeting="您好，我是小茶，有什么可以帮您？"
+    tenant, host_origin = tea_shop(  # suggestions only when fairly sure: a stranger hands off
+        make_tenant,
+        live_server,
+        host_site,
+        greeting="您好，我是小茶，有什么可以帮您？",
+        suggest_threshold=0.5,
     )
 
     visitor = new_context().new_page()

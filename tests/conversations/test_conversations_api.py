@@ -10,7 +10,7 @@ from flask import Flask
 
 from tests.api import assert_error
 from tests.conversations import CONVERSATIONS, messages_path, start
-from tests.kb import add_tea_faq
+from tests.kb import add_tea_faq, offer_only_when_fairly_sure
 from tests.usage.conftest import Tenant, key_headers
 from webapp.billing.periods import SHANGHAI, month_start
 from webapp.conversations.models import Attachment, Conversation, Message
@@ -75,7 +75,8 @@ def test_a_message_is_metered_stored_and_answered(app: Flask, tenant: Tenant) ->
 
 
 def test_an_unanswerable_question_hands_off_to_a_person(app: Flask, tenant: Tenant) -> None:
-    _bot_id, key, _entries = bot_with_faq(tenant)
+    bot_id, key, _entries = bot_with_faq(tenant)
+    offer_only_when_fairly_sure(app, bot_id)
     client = app.test_client()
     conversation = start(client, key_headers(key))
 

@@ -12,7 +12,7 @@ from markupsafe import escape
 from tests.api import add_member
 from tests.conversations import embed, messages_path, start, widget_headers
 from tests.conversations.test_conversations_api import conversation_status, stored_messages
-from tests.kb import add_tea_faq
+from tests.kb import add_tea_faq, offer_only_when_fairly_sure
 from tests.portal.conftest import Portal, zh
 from tests.usage.conftest import Tenant, key_headers
 from webapp.bots.models import Bot
@@ -55,6 +55,7 @@ def test_the_inbox_puts_conversations_needing_a_person_first(
     tenant.set_plan("pro")
     shop, support = tenant.add_bot("售前"), tenant.add_bot("售后")
     add_tea_faq(tenant.api, shop)
+    offer_only_when_fairly_sure(app, shop)
     answered = chat(app, tenant, shop, "什么时候发货")
     stuck = chat(app, tenant, shop, "你们老板叫什么名字")
     other_bot = chat(app, tenant, support, "在吗")
@@ -84,6 +85,7 @@ def test_the_inbox_puts_conversations_needing_a_person_first(
 def test_a_transcript_shows_confidence_and_matched_entries(app: Flask, tenant: Tenant) -> None:
     bot_id = tenant.add_bot()
     add_tea_faq(tenant.api, bot_id)
+    offer_only_when_fairly_sure(app, bot_id)
     conversation_id = chat(app, tenant, bot_id, "怎么开发票", "你们老板叫什么名字")
     portal = portal_of(app, tenant.owner)
 

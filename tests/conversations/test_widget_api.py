@@ -12,7 +12,7 @@ from flask import Flask
 from tests.api import add_member, assert_error
 from tests.conversations import WIDGET, embed, messages_path, start, widget_headers
 from tests.conversations.test_conversations_api import stored_messages
-from tests.kb import add_tea_faq
+from tests.kb import add_tea_faq, offer_only_when_fairly_sure
 from tests.usage.conftest import Tenant, key_headers
 from webapp.billing.periods import month_start
 from webapp.bots.models import Bot
@@ -74,7 +74,8 @@ def test_a_visitor_asks_and_the_bot_answers(app: Flask, tenant: Tenant) -> None:
 def test_an_unanswerable_question_hands_off_and_the_agent_reply_is_polled(
     app: Flask, tenant: Tenant
 ) -> None:
-    _bot_id, key = faq_widget(tenant)
+    bot_id, key = faq_widget(tenant)
+    offer_only_when_fairly_sure(app, bot_id)
     client = app.test_client()
     conversation_id, token = open_conversation(client, key)
 

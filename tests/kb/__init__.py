@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import sqlalchemy as sa
+from flask import Flask
+
 from tests.conftest import ApiClient
+from webapp.bots.models import Bot
+from webapp.extensions import db
 
 TEA_FAQ = [
     ("下单后多久发货？", "现货商品付款后48小时内发货。", ["什么时候发货", "几天发出"]),
@@ -30,3 +35,11 @@ def add_entry(
 
 def add_tea_faq(client: ApiClient, bot_id: int) -> list[dict[str, Any]]:
     return [add_entry(client, bot_id, q, a, s) for q, a, s in TEA_FAQ]
+
+
+def offer_only_when_fairly_sure(app: Flask, bot_id: int) -> None:
+    """Raise the bot's suggest threshold, so that a question nothing is close to hands off
+    (at the default, almost every question gets suggestions)."""
+    with app.app_context():
+        db.session.execute(sa.update(Bot).where(Bot.id == bot_id).values(suggest_threshold=0.5))
+        db.session.commit()

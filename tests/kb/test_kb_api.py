@@ -7,7 +7,7 @@ from typing import Any
 from flask import Flask
 
 from tests.api import add_member, assert_error
-from tests.kb import add_entry, add_tea_faq, faq_path
+from tests.kb import add_entry, add_tea_faq, faq_path, offer_only_when_fairly_sure
 from tests.usage.conftest import Tenant, key_headers
 from webapp.bots.models import Bot
 from webapp.extensions import db
@@ -126,13 +126,14 @@ def test_preview_answers_a_paraphrase_and_shows_why(tenant: Tenant) -> None:
     assert body["entry_id"] == entries[1]["id"]
     assert body["answer"] == entries[1]["answer"]
     assert body["confidence"] >= body["threshold"]
-    assert body["engine"] == "lexical"
+    assert body["engine"] == "hybrid"
     assert body["matches"][0]["entry_id"] == entries[1]["id"]
 
 
 def test_preview_falls_back_below_the_threshold(tenant: Tenant) -> None:
     bot_id = tenant.add_bot()
     add_tea_faq(tenant.api, bot_id)
+    offer_only_when_fairly_sure(tenant.app, bot_id)
     tenant.api.patch(f"/api/v1/bots/{bot_id}", json={"fallback_text": "请稍等，人工客服马上来。"})
 
     body = preview(tenant, bot_id, "明天杭州天气怎么样")

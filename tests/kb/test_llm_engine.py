@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from tests.kb import TEA_FAQ, add_tea_faq
+from tests.kb import TEA_FAQ, add_tea_faq, offer_only_when_fairly_sure
 from tests.kb.test_kb_api import preview
 from tests.usage.conftest import Tenant
 
@@ -155,7 +155,7 @@ def test_a_failing_model_falls_back_to_the_lexical_answer(
 
     assert time.monotonic() - started < 1.4  # the 0.5 s timeout, not the server's 1.5 s
     assert len(chat_server.requests) == 1
-    assert body["engine"] == "lexical"
+    assert body["engine"] == "hybrid"  # the retrieval engine's answer
     assert body["handoff"] is False
     assert body["entry_id"] == shipping["id"]
     assert body["answer"] == TEA_FAQ[0][1]
@@ -167,6 +167,7 @@ def test_below_the_threshold_the_model_is_not_asked(
 ) -> None:
     bot_id = tenant.add_bot()
     add_tea_faq(tenant.api, bot_id)
+    offer_only_when_fairly_sure(tenant.app, bot_id)
 
     body = preview(tenant, bot_id, "明天杭州天气怎么样")
 

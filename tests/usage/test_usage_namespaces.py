@@ -2,7 +2,7 @@
 
 A customer message used to meter under `msg:<conversation>:<key>` in the usage API's
 namespace, so a client's `/usage/record` key of that shape answered for the message,
-which then failed with a 500 on every retry. Migration 0010 moves the keys that
+which then failed with a 500 on every retry. Migration 0008 moves the keys that
 existing messages metered into their conversation's scope.
 """
 
@@ -139,7 +139,7 @@ def test_the_migration_moves_message_keys_into_their_conversation(migration_app:
     _add_record(organization.id, "api", "plain")
     db.session.commit()
     scripts = ScriptDirectory.from_config(migration_app.extensions["migrate"].migrate.get_config())
-    revision = scripts.get_revision("0010")
+    revision = scripts.get_revision("0008")
     assert revision is not None
 
     downgrade(revision=str(revision.down_revision))

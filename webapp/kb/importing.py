@@ -38,9 +38,11 @@ from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
 from webapp.bots.models import Bot
 from webapp.bots.services import bot_of
+from webapp.core.jobs import enqueue_after_commit
 from webapp.core.validation import refused_character, refused_message
 from webapp.errors import AppError
 from webapp.extensions import db
+from webapp.kb.answering import uses_vectors
 from webapp.kb.models import FaqEntry
 from webapp.kb.services import (
     clean_answer,
@@ -50,6 +52,7 @@ from webapp.kb.services import (
     knowledge_changed,
     new_entry,
 )
+from webapp.kb.tasks import embed_bot
 from webapp.orgs.models import OrganizationMember
 
 MAX_IMPORT_BYTES = 10 * 1024 * 1024
@@ -429,6 +432,8 @@ def import_entries(
         )
     db.session.flush()
     knowledge_changed(bot.id)
+    if uses_vectors():  # the new texts' vectors: too many to embed in the request
+        enqueue_after_commit(embed_bot, bot.id)
     return report
 
 

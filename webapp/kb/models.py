@@ -26,3 +26,20 @@ class FaqEntry(TimestampMixin, Base):
     # Other ways customers ask the same thing; each is matched like the question.
     similar_questions: orm.Mapped[list[str]] = orm.mapped_column(sa.JSON, default=list)
     is_enabled: orm.Mapped[bool] = orm.mapped_column(default=True)
+
+
+class FaqVector(Base):
+    """The sentence vector of one text of an entry (its question, a similar question or
+    its answer) under one model, keyed by the text's digest: an unchanged text is never
+    embedded again, and a changed one gets a new row (see `webapp.kb.vectors`)."""
+
+    __tablename__ = "faq_vectors"
+    __table_args__ = (sa.UniqueConstraint("entry_id", "model", "digest"),)
+
+    id: orm.Mapped[int] = orm.mapped_column(primary_key=True)
+    entry_id: orm.Mapped[int] = orm.mapped_column(
+        sa.ForeignKey("faq_entries.id", ondelete="CASCADE")
+    )
+    model: orm.Mapped[str] = orm.mapped_column(sa.String(40))
+    digest: orm.Mapped[bytes] = orm.mapped_column(sa.LargeBinary(16))
+    vector: orm.Mapped[bytes] = orm.mapped_column(sa.LargeBinary)  # float32, little-endian

@@ -64,8 +64,15 @@ class MatchSchema(Schema):
     entry_id = fields.Integer()
     question = fields.String()
     matched_phrasing = fields.String()
-    score = fields.Float(metadata={"description": "BM25 score (relative within one question)"})
-    confidence = fields.Float(metadata={"description": "0 to 1"})
+    score = fields.Float(
+        metadata={
+            "description": "BM25 score (relative within one question; 0 when only the "
+            "sentence vectors found the entry)"
+        }
+    )
+    confidence = fields.Float(
+        metadata={"description": "0 to 1: the calibrated probability that the entry answers"}
+    )
 
 
 class AnswerPreviewSchema(Schema):

@@ -3,6 +3,8 @@
 Any member may read a bot's entries; owners and admins change them. Every
 change bumps the bot's `knowledge_version` in the same transaction, which is
 what tells each process's answer index to rebuild (see `webapp.kb.engines`).
+Saving an entry stores the sentence vectors of its new texts (`entry_saved`); an
+import leaves that to a job (`webapp.kb.tasks.embed_bot`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from webapp.bots.models import Bot
 from webapp.bots.services import bot_of
 from webapp.errors import AppError, NotFound
 from webapp.extensions import db
-from webapp.kb.answering import answer_engine
+from webapp.kb.answering import answer_engine, uses_vectors
 from webapp.kb.engines import Answer
 from webapp.kb.models import (
     ANSWER_MAX_LENGTH,
@@ -24,6 +26,7 @@ from webapp.kb.models import (
     QUESTION_MAX_LENGTH,
     FaqEntry,
 )
+from webapp.kb.vectors import store_vectors
 from webapp.orgs.models import OrganizationMember
 
 
@@ -109,6 +112,13 @@ def knowledge_changed(bot_id: int) -> None:
     db.session.expire_all()
 
 
+def entry_saved(entry: FaqEntry) -> None:
+    """Store the vectors of the entry's new texts, in this transaction (a few milliseconds
+    per text), when the engine uses them: the bot answers with them from the next question."""
+    if uses_vectors():
+        store_vectors([entry])
+
+
 def new_entry(
     bot: Bot, question: str, answer: str, similar: Iterable[str] = (), is_enabled: bool = True
 ) -> FaqEntry:
@@ -138,6 +148,7 @@ def create_entry(
     bot = bot_of(actor.organization_id, bot_id)
     entry = new_entry(bot, question, answer, similar, is_enabled)
     db.session.flush()
+    entry_saved(entry)
     knowledge_changed(bot.id)
     return entry
 
@@ -160,6 +171,7 @@ def update_entry(
     if isinstance(enabled := changes.get("is_enabled"), bool):
         entry.is_enabled = enabled
     db.session.flush()
+    entry_saved(entry)
     knowledge_changed(bot_id)
     return entry_of(actor.organization_id, bot_id, entry_id)
 
@@ -176,6 +188,7 @@ def add_similar_question(
         return entry
     entry.similar_questions = clean_similar([*entry.similar_questions, phrasing], entry.question)
     db.session.flush()
+    entry_saved(entry)  # one text, one vector
     knowledge_changed(bot_id)
     return entry_of(actor.organization_id, bot_id, entry_id)
 

@@ -1,7 +1,7 @@
 """Suggestions and learning: what an unsure bot offered, misses in a row, handoff words, and
 the questions to learn from.
 
-Revision ID: 0007
+Revision ID: 0006
 Revises: 0005
 """
 
@@ -10,7 +10,7 @@ from alembic import op
 
 import webapp.db
 
-revision = "0007"
+revision = "0006"
 down_revision = "0005"
 branch_labels = None
 depends_on = None

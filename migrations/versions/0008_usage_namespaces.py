@@ -10,8 +10,8 @@ Existing message keys move to their conversation's scope: a record whose key is
 key in the same organization was metered for the message (had a client sent the key
 first, the message could never have been stored). Every other key stays in `api`.
 
-Revision ID: 0010
-Revises: 0008
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-02 09:00:00
 
 """
@@ -20,8 +20,8 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision = "0010"
-down_revision = "0008"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
