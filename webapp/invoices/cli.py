@@ -10,41 +10,41 @@ from flask.cli import with_appcontext
 
 from webapp.billing.models import Order
 from webapp.billing.periods import SHANGHAI
+from webapp.core.cli import echo_rows, status_option
 from webapp.errors import AppError
 from webapp.extensions import db
 from webapp.invoices import services
-from webapp.invoices.models import InvoiceStatus, InvoiceType
+from webapp.invoices.models import InvoiceRequest, InvoiceStatus, InvoiceType
 
 
 @click.command("invoices")
 @with_appcontext
-@click.option(
-    "--status", type=click.Choice([status.value for status in InvoiceStatus]), default=None
-)
+@status_option(InvoiceStatus)
 def list_invoices(status: str | None) -> None:
     """List invoice requests, oldest first (tab-separated; times in Asia/Shanghai)."""
-    found = services.invoices_with_status(status)
-    if not found:
-        click.echo("No invoice requests" + (f" with status {status}." if status else "."))
-        return
-    click.echo(
+    echo_rows(
         "id\trequested\torganization_id\tout_trade_no\ttype\ttitle\ttax_id\tamount_fen\temail\t"
-        "status\tbank_name\tbank_account\tregistered_address\tregistered_phone"
+        "status\tbank_name\tbank_account\tregistered_address\tregistered_phone",
+        map(_invoice_row, services.invoices_with_status(status)),
+        nothing="invoice requests",
+        status=status,
     )
-    for invoice in found:
-        order = db.session.get(Order, invoice.order_id)
-        special = (
-            f"\t{invoice.bank_name}\t{invoice.bank_account}\t{invoice.registered_address}\t"
-            f"{invoice.registered_phone}"
-            if invoice.type == InvoiceType.SPECIAL
-            else "\t\t\t\t"
-        )
-        click.echo(
-            f"{invoice.id}\t{invoice.created_at.astimezone(SHANGHAI):%Y-%m-%d %H:%M}\t"
-            f"{invoice.organization_id}\t{order.out_trade_no if order else ''}\t{invoice.type}\t"
-            f"{invoice.title}\t{invoice.tax_id}\t{invoice.amount_fen}\t{invoice.email}\t"
-            f"{invoice.status}{special}"
-        )
+
+
+def _invoice_row(invoice: InvoiceRequest) -> str:
+    order = db.session.get(Order, invoice.order_id)
+    special = (
+        f"\t{invoice.bank_name}\t{invoice.bank_account}\t{invoice.registered_address}\t"
+        f"{invoice.registered_phone}"
+        if invoice.type == InvoiceType.SPECIAL
+        else "\t\t\t\t"
+    )
+    return (
+        f"{invoice.id}\t{invoice.created_at.astimezone(SHANGHAI):%Y-%m-%d %H:%M}\t"
+        f"{invoice.organization_id}\t{order.out_trade_no if order else ''}\t{invoice.type}\t"
+        f"{invoice.title}\t{invoice.tax_id}\t{invoice.amount_fen}\t{invoice.email}\t"
+        f"{invoice.status}{special}"
+    )
 
 
 @click.command("invoice-issued")
