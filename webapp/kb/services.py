@@ -49,14 +49,16 @@ def entry_of(
     organization_id: int, bot_id: int, entry_id: int, *, for_update: bool = False
 ) -> FaqEntry:
     """An entry of this organization's bot, or 404 (also for another organization's).
-    `for_update` locks its row until the transaction ends, for changes computed from it."""
+    `for_update` locks its row until the transaction ends, for changes computed from it:
+    FOR NO KEY UPDATE, the lock an UPDATE takes, so rows that only point at the entry
+    (a customer's pick inserts a message referencing it) are not held up by it."""
     query = sa.select(FaqEntry).where(
         FaqEntry.id == entry_id,
         FaqEntry.bot_id == bot_id,
         FaqEntry.organization_id == organization_id,
     )
     if for_update:
-        query = query.with_for_update().execution_options(populate_existing=True)
+        query = query.with_for_update(key_share=True).execution_options(populate_existing=True)
     entry = db.session.scalar(query)
     if entry is None:
         raise NotFound(_("FAQ entry not found."), error="faq_entry_not_found")
