@@ -97,3 +97,36 @@ def test_reading_has_a_time_budget(app: Flask, tenant: Tenant) -> None:
     assert_error(response, 422, "import_too_slow")
     ok = upload(tenant, bot_id, xlsx_bytes(rows), name="faq.xlsx", dry_run=True)
     assert ok.status_code == 200, ok.get_json()
+
+
+def sheet_xml_workbook(sheet_data: str) -> bytes:
+    """A real workbook whose first sheet is only `sheet_data` (no <dimension>)."""
+    content = xlsx_bytes([["question", "answer"]])
+    source = zipfile.ZipFile(io.BytesIO(content))
+    sheet = (
+        '<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns='
+        '"http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+        f"<sheetData>{sheet_data}</sheetData></worksheet>"
+    )
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                data = sheet.encode()
+            target.writestr(item, data)
+    return out.getvalue()
+
+
+def test_a_small_workbook_of_many_elements_is_refused_at_once(tenant: Tenant) -> None:
+    """A few KB that unpack to millions of XML elements (empty rows, or one row of a
+    million cells) used to hold the worker 20 s in openpyxl before any bound applied."""
+    bot_id = tenant.add_bot()
+    header = '<row r="1"><c r="A1" t="inlineStr"><is><t>question</t></is></c></row>'
+    cell = '<c t="inlineStr"><is><t>x</t></is></c>'
+    for sheet_data in (header + "<row/>" * 3_000_000, header + f"<row>{cell * 300_000}</row>"):
+        content = sheet_xml_workbook(sheet_data)
+        assert len(content) < 64 * 1024
+        response = timed_upload(tenant, bot_id, content, 3)
+        assert_error(response, 422, "unreadable_file")
+        assert "too large once unpacked" in response.get_json()["message"]

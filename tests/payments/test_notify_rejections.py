@@ -82,6 +82,18 @@ def _without(header: str) -> Callable[[str, str, SandboxKeys], tuple[dict[str, s
     return build
 
 
+def _with_header(
+    header: str, value: str
+) -> Callable[[str, str, SandboxKeys], tuple[dict[str, str], str]]:
+    def build(
+        out_trade_no: str, _unknown: str, _stranger: SandboxKeys
+    ) -> tuple[dict[str, str], str]:
+        notify = control.wechat_notify(out_trade_no)
+        return {**notify.headers, header: value}, notify.body
+
+    return build
+
+
 def _content_type(value: str) -> Callable[[str, str, SandboxKeys], tuple[dict[str, str], str]]:
     def build(
         out_trade_no: str, _unknown: str, _stranger: SandboxKeys
@@ -174,6 +186,12 @@ WECHAT_CASES = [
     ),
     Case("no Wechatpay-Signature", _without("Wechatpay-Signature"), 400, "bad signature"),
     Case("no Wechatpay-Timestamp", _without("Wechatpay-Timestamp"), 400, "Wechatpay-Timestamp"),
+    Case(
+        "Wechatpay-Timestamp beyond a float",
+        _with_header("Wechatpay-Timestamp", "9" * 400),
+        400,
+        "stale timestamp",
+    ),
     Case("no Wechatpay-Nonce", _without("Wechatpay-Nonce"), 400, "bad signature"),
     Case("no Wechatpay-Serial", _without("Wechatpay-Serial"), 400, "unverifiable"),
     Case("no signature type", _without("Wechatpay-Signature-Type"), 400, "unverifiable"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from flask import Flask, current_app
 
-from webapp.kb import embedding
+from webapp.kb import embedding, text
 from webapp.kb.engines import AnswerEngine, LexicalEngine
 from webapp.kb.hybrid import HybridEngine
 from webapp.kb.llm import LlmEngine
@@ -28,7 +28,9 @@ def uses_vectors(app: Flask | None = None) -> bool:
 
 
 def preload(app: Flask) -> None:
-    """Load what the configured engine needs, before a server or worker forks."""
+    """Load what the configured engine needs, before a server or worker forks: every
+    engine's word dictionary, and the hybrid engine's encoder."""
+    text.load_dictionary()
     if uses_vectors(app):
         embedding.preload()
 

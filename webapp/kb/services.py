@@ -45,15 +45,21 @@ def entries_of(bot_id: int, search: str | None = None) -> sa.Select[FaqEntry]:
     return query
 
 
-def entry_of(organization_id: int, bot_id: int, entry_id: int) -> FaqEntry:
-    """An entry of this organization's bot, or 404 (also for another organization's)."""
-    entry = db.session.scalar(
-        sa.select(FaqEntry).where(
-            FaqEntry.id == entry_id,
-            FaqEntry.bot_id == bot_id,
-            FaqEntry.organization_id == organization_id,
-        )
+def entry_of(
+    organization_id: int, bot_id: int, entry_id: int, *, for_update: bool = False
+) -> FaqEntry:
+    """An entry of this organization's bot, or 404 (also for another organization's).
+    `for_update` locks its row until the transaction ends, for changes computed from it:
+    FOR NO KEY UPDATE, the lock an UPDATE takes, so rows that only point at the entry
+    (a customer's pick inserts a message referencing it) are not held up by it."""
+    query = sa.select(FaqEntry).where(
+        FaqEntry.id == entry_id,
+        FaqEntry.bot_id == bot_id,
+        FaqEntry.organization_id == organization_id,
     )
+    if for_update:
+        query = query.with_for_update(key_share=True).execution_options(populate_existing=True)
+    entry = db.session.scalar(query)
     if entry is None:
         raise NotFound(_("FAQ entry not found."), error="faq_entry_not_found")
     return entry
@@ -158,7 +164,7 @@ def update_entry(
 ) -> FaqEntry:
     """Change question, answer, similar_questions or is_enabled (only those given)."""
     actor.require_manager()
-    entry = entry_of(actor.organization_id, bot_id, entry_id)
+    entry = entry_of(actor.organization_id, bot_id, entry_id, for_update=True)
     if isinstance(question := changes.get("question"), str):
         entry.question = clean_question(question)
     if isinstance(answer := changes.get("answer"), str):
@@ -180,9 +186,10 @@ def add_similar_question(
     actor: OrganizationMember, bot_id: int, entry_id: int, phrasing: str
 ) -> FaqEntry:
     """Teach an entry one more way customers ask it (the learning loop). A phrasing the entry
-    already has, or its question, changes nothing."""
+    already has, or its question, changes nothing. The entry is locked while its list grows,
+    so that concurrent additions all stay (each appends to the list the one before wrote)."""
     actor.require_manager()
-    entry = entry_of(actor.organization_id, bot_id, entry_id)
+    entry = entry_of(actor.organization_id, bot_id, entry_id, for_update=True)
     phrasing = clean_question(phrasing)
     if phrasing == entry.question or phrasing in entry.similar_questions:
         return entry

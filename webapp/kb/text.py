@@ -48,8 +48,9 @@ _PUNCTUATION = re.compile(r"^[\W_]+$")
 _CJK = re.compile(r"^[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+$")
 
 
-def _ensure_dictionary() -> None:
-    """Load jieba's dictionary once per process (about a second), not on every import."""
+def load_dictionary() -> None:
+    """Load jieba's dictionary once per process (about a second), not on every import;
+    `webapp.kb.answering.preload` loads it before servers fork."""
     if not jieba.dt.initialized:
         with _initialised:
             jieba.initialize()
@@ -74,7 +75,7 @@ def _characters(run: str) -> Iterator[str]:
 
 
 def tokenize(text: str) -> list[str]:
-    _ensure_dictionary()
+    load_dictionary()
     tokens: list[str] = []
     run = ""  # the clause's Chinese characters so far, stop words left out
     for word in jieba.cut(unicodedata.normalize("NFKC", text).lower(), HMM=False):

@@ -205,7 +205,8 @@ def _verified_event(headers: dict[str, str], body: str, event_types: tuple[str, 
         timestamp = int(headers.get("Wechatpay-Timestamp", ""))
     except ValueError:
         raise NotifyRejected("missing or malformed Wechatpay-Timestamp") from None
-    if abs(time.time() - timestamp) > current_app.config["PAYMENT_NOTIFY_MAX_AGE_SECONDS"]:
+    # In integers: a timestamp of hundreds of digits is too large for a float.
+    if abs(int(time.time()) - timestamp) > current_app.config["PAYMENT_NOTIFY_MAX_AGE_SECONDS"]:
         raise NotifyRejected("stale timestamp")
     settings = wechat_settings()
     if settings.public_key_id and headers.get("Wechatpay-Serial") != settings.public_key_id:
