@@ -65,9 +65,10 @@ MAX_UNPACKED_BYTES = 100 * 1024 * 1024
 # openpyxl's time goes with the XML elements it reads (about 6 µs each), and it reads a
 # sheet in full before our row and time bounds apply when it has no <dimension>, as it
 # does every cell of a row however many columns we keep. A 10,000-row, 4-column export
-# holds 260,000 tags (`<` counted in every part); this bound lets a workbook cost what
-# the largest legitimate one does (2-3 s), not the 20 s a 28 KB file of empty rows did.
-MAX_UNPACKED_TAGS = 50 * MAX_IMPORT_ROWS
+# holds 260,000 tags (`<` counted in every part), one of 10 text columns saved by Excel
+# about 820,000; this bound keeps those and lets a workbook cost at most ~6 s, not the
+# 20 s a 28 KB file of empty rows did.
+MAX_UNPACKED_TAGS = 100 * MAX_IMPORT_ROWS
 MAX_COLUMNS = 50
 # Room for the multipart envelope and the other form fields around the file.
 
