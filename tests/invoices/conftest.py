@@ -64,24 +64,26 @@ def make_paid_order(app: Flask, user: Any, organization_id: int, plan: str = "pr
         return order.id
 
 
-def refund_of(app: Flask, order_id: int, amount_fen: int) -> None:
-    """A refund of the order's payment that went through."""
+def refund_of(
+    app: Flask, order_id: int, amount_fen: int, status: RefundStatus = RefundStatus.SUCCEEDED
+) -> int:
+    """A refund of the order's payment that went through (or is still `status`)."""
     with app.app_context():
         payment = db.session.scalar(sa.select(Payment).where(Payment.order_id == order_id))
         assert payment is not None
-        db.session.add(
-            Refund(
-                order_id=order_id,
-                payment_id=payment.id,
-                channel=payment.channel,
-                out_refund_no=new_out_refund_no(utcnow()),
-                amount_fen=amount_fen,
-                status=RefundStatus.SUCCEEDED,
-                reason="测试",
-                succeeded_at=utcnow(),
-            )
+        refund = Refund(
+            order_id=order_id,
+            payment_id=payment.id,
+            channel=payment.channel,
+            out_refund_no=new_out_refund_no(utcnow()),
+            amount_fen=amount_fen,
+            status=status,
+            reason="测试",
+            succeeded_at=utcnow() if status == RefundStatus.SUCCEEDED else None,
         )
+        db.session.add(refund)
         db.session.commit()
+        return refund.id
 
 
 @pytest.fixture

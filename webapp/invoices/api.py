@@ -63,7 +63,8 @@ class Invoices(MethodView):
     @blp.alt_response(
         409,
         schema=ErrorSchema,
-        description="`order_not_paid`, `nothing_to_invoice` or `invoice_already_requested`",
+        description="`order_not_paid`, `nothing_to_invoice` (refunded in full), "
+        "`refund_pending` (ask once the refund is done) or `invoice_already_requested`",
     )
     @blp.doc(**PEOPLE_IN_ORGANIZATION)
     def post(self, data: dict[str, Any]) -> dict[str, Any]:

@@ -22,17 +22,23 @@ from webapp.invoices.models import InvoiceStatus, InvoiceType
     "--status", type=click.Choice([status.value for status in InvoiceStatus]), default=None
 )
 def list_invoices(status: str | None) -> None:
-    """List invoice requests, oldest first (tab-separated; times in Asia/Shanghai)."""
+    """List invoice requests, oldest first (tab-separated; times in Asia/Shanghai).
+
+    net_fen is what the order has kept now; attention says what a request needs when
+    that differs: refund_pending (wait), amount_changed (issue for net_fen or reject),
+    red_letter_needed (issued, then refunded: issue a 红字发票).
+    """
     found = services.invoices_with_status(status)
     if not found:
         click.echo("No invoice requests" + (f" with status {status}." if status else "."))
         return
     click.echo(
         "id\trequested\torganization_id\tout_trade_no\ttype\ttitle\ttax_id\tamount_fen\temail\t"
-        "status\tbank_name\tbank_account\tregistered_address\tregistered_phone"
+        "status\tnet_fen\tattention\tbank_name\tbank_account\tregistered_address\tregistered_phone"
     )
     for invoice in found:
         order = db.session.get(Order, invoice.order_id)
+        net, attention = services.attention(invoice)
         special = (
             f"\t{invoice.bank_name}\t{invoice.bank_account}\t{invoice.registered_address}\t"
             f"{invoice.registered_phone}"
@@ -43,7 +49,7 @@ def list_invoices(status: str | None) -> None:
             f"{invoice.id}\t{invoice.created_at.astimezone(SHANGHAI):%Y-%m-%d %H:%M}\t"
             f"{invoice.organization_id}\t{order.out_trade_no if order else ''}\t{invoice.type}\t"
             f"{invoice.title}\t{invoice.tax_id}\t{invoice.amount_fen}\t{invoice.email}\t"
-            f"{invoice.status}{special}"
+            f"{invoice.status}\t{net}\t{attention}{special}"
         )
 
 
@@ -57,18 +63,24 @@ def list_invoices(status: str | None) -> None:
     required=True,
     help=f"The issued 发票 (a PDF of at most {services.MAX_PDF_BYTES // (1024 * 1024)} MiB).",
 )
-def invoice_issued(invoice_id: int, pdf_path: Path) -> None:
+@click.option(
+    "--amount-fen",
+    type=click.IntRange(min=1),
+    default=None,
+    help="The 发票's amount, when the order was refunded after the request (see net_fen).",
+)
+def invoice_issued(invoice_id: int, pdf_path: Path, amount_fen: int | None) -> None:
     """Attach the issued PDF to a request: the customer can download it; they are mailed."""
     if pdf_path.stat().st_size > services.MAX_PDF_BYTES:
         raise click.ClickException(
             f"{pdf_path} is larger than {services.MAX_PDF_BYTES // (1024 * 1024)} MiB."
         )
     try:
-        invoice = services.issue_invoice(invoice_id, pdf_path.read_bytes())
+        invoice = services.issue_invoice(invoice_id, pdf_path.read_bytes(), amount_fen=amount_fen)
         db.session.commit()
     except AppError as exc:
         db.session.rollback()
-        raise click.ClickException(exc.message) from None
+        raise click.ClickException(f"{exc.message} ({exc.error})") from None
     click.echo(f"Invoice {invoice.id} issued; {invoice.email} and the managers are mailed.")
 
 

@@ -5,7 +5,12 @@
   account, registered address and phone. One active (requested or issued) request per
   order; after a rejection the order may be asked for again.
 - The amount is what was paid for the order and kept: its applied payment less the
-  refunds of that payment that went through.
+  refunds of that payment that went through (a 发票 is for the amount actually paid
+  net of refunds). No request, and no issuing, while such a refund is pending: the net
+  is not known yet. A request whose order was refunded since is issued only for the
+  new net amount, which the operator confirms (`invoice_amount_changed` otherwise);
+  an order refunded in full is not invoiced (`nothing_to_invoice`). An issued 发票 whose
+  order is refunded later needs a 红字发票: `flask billing invoices` flags it.
 - Tax ids: an 18-character 统一社会信用代码 must carry its check character (GB
   32100-2015); 15- and 20-character tax registration numbers from before it are
   accepted by their form (letters and digits) only.
@@ -90,6 +95,28 @@ def invoiceable_fen(order: Order) -> int:
     return int(paid or 0) - int(refunded or 0)
 
 
+def refund_pending(order: Order) -> bool:
+    """Whether a refund of the order's applied payment is still pending."""
+    found = db.session.scalar(
+        sa.select(Refund.id)
+        .join(Payment, Payment.id == Refund.payment_id)
+        .where(
+            Refund.order_id == order.id,
+            Refund.status == RefundStatus.PENDING,
+            Payment.disposition == PaymentDisposition.APPLIED,
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
+def _refund_pending_error() -> Conflict:
+    return Conflict(
+        _("A refund of this order is in progress: the invoice can be requested once it is done."),
+        error="refund_pending",
+    )
+
+
 def _clean(details: dict[str, Any]) -> dict[str, str]:
     """The request's fields, trimmed and checked; 422 with every field's problem."""
     fields = {
@@ -135,6 +162,8 @@ def request_invoice(
     order = lock_order(order_of(actor.organization_id, order_id).id)
     if order.status != OrderStatus.PAID:
         raise Conflict(_("Only a paid order can be invoiced."), error="order_not_paid")
+    if refund_pending(order):
+        raise _refund_pending_error()
     amount = invoiceable_fen(order)
     if amount <= 0:
         raise Conflict(
@@ -201,6 +230,22 @@ def invoices_with_status(status: str | None = None) -> list[InvoiceRequest]:
     return list(db.session.scalars(query))
 
 
+def attention(invoice: InvoiceRequest) -> tuple[int, str]:
+    """For operators: what the order has kept now, and what the request needs if that
+    no longer matches it (`refund_pending`, `amount_changed`, `red_letter_needed`)."""
+    order = db.session.get(Order, invoice.order_id)
+    if order is None:
+        return 0, ""
+    net = invoiceable_fen(order)
+    if invoice.status == InvoiceStatus.REQUESTED:
+        if refund_pending(order):
+            return net, "refund_pending"
+        return net, "amount_changed" if net != invoice.amount_fen else ""
+    if invoice.status == InvoiceStatus.ISSUED and net < invoice.amount_fen:
+        return net, "red_letter_needed"
+    return net, ""
+
+
 def _open_request(invoice_id: int) -> InvoiceRequest:
     invoice = db.session.scalar(
         sa.select(InvoiceRequest).where(InvoiceRequest.id == invoice_id).with_for_update()
@@ -237,9 +282,43 @@ def check_pdf(content: bytes) -> None:
         raise AppError(_("This PDF has no pages."), error="not_a_pdf", status=422)
 
 
-def issue_invoice(invoice_id: int, pdf: bytes, now: datetime | None = None) -> InvoiceRequest:
+def issue_invoice(
+    invoice_id: int, pdf: bytes, now: datetime | None = None, *, amount_fen: int | None = None
+) -> InvoiceRequest:
+    """Attach the issued PDF. The 发票 is for what the order has kept now: if it was
+    refunded since the request, the operator confirms the new net as `amount_fen`."""
     check_pdf(pdf)
+    order_id = db.session.scalar(
+        sa.select(InvoiceRequest.order_id).where(InvoiceRequest.id == invoice_id)
+    )
+    if order_id is None:
+        raise NotFound(_("Invoice not found."), error="invoice_not_found")
+    order = lock_order(order_id)
     invoice = _open_request(invoice_id)
+    if refund_pending(order):
+        raise _refund_pending_error()
+    net = invoiceable_fen(order)
+    if net <= 0:
+        raise Conflict(
+            _(
+                "Order %(number)s was refunded in full: reject this request.",
+                number=order.out_trade_no,
+            ),
+            error="nothing_to_invoice",
+        )
+    if (amount_fen if amount_fen is not None else invoice.amount_fen) != net:
+        raise Conflict(
+            _(
+                "Order %(number)s was refunded after the request: %(net)d fen (not "
+                "%(requested)d) can be invoiced. Issue the invoice for %(net)d fen and confirm "
+                "it with --amount-fen %(net)d, or reject the request.",
+                number=order.out_trade_no,
+                net=net,
+                requested=invoice.amount_fen,
+            ),
+            error="invoice_amount_changed",
+        )
+    invoice.amount_fen = net
     invoice.pdf = pdf
     invoice.status = InvoiceStatus.ISSUED
     invoice.issued_at = now or utcnow()
