@@ -26,9 +26,11 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from flask import Response, send_file
 from flask_babel import gettext as _
 from pypdf import PdfReader
 from pypdf.errors import PyPdfError
+from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject
 
 from webapp.billing.models import Order, OrderStatus
 from webapp.billing.services import lock_order, order_of
@@ -46,6 +48,24 @@ from webapp.orgs.models import OrganizationMember
 from webapp.payments.models import Payment, PaymentDisposition, Refund, RefundStatus
 
 MAX_PDF_BYTES = 5 * 1024 * 1024
+# What may run or hide something in a PDF customers download: scripts, actions on open
+# or on page and field events, embedded or attached files, XFA forms, rich media.
+ACTIVE_KEYS = frozenset(
+    ("/JS", "/JavaScript", "/AA", "/EmbeddedFiles", "/EmbeddedFile", "/EF", "/XFA", "/RichMedia")
+)
+ACTIVE_ACTIONS = frozenset(
+    (
+        "/JavaScript",
+        "/Launch",
+        "/SubmitForm",
+        "/ImportData",
+        "/GoToE",
+        "/GoToR",
+        "/Rendition",
+        "/RichMediaExecute",
+    )
+)
+ACTIVE_SUBTYPES = frozenset(("/FileAttachment", "/RichMedia", "/Screen", "/Movie", "/Sound"))
 
 # 统一社会信用代码 (GB 32100-2015): 31 characters (no I, O, Z, S, V) and weights for the
 # first 17; the 18th is the check character.
@@ -210,14 +230,23 @@ def invoice_of(organization_id: int, invoice_id: int) -> InvoiceRequest:
     return invoice
 
 
-def invoice_pdf(organization_id: int, invoice_id: int) -> tuple[bytes, str]:
-    """The issued PDF and a file name for it (404 until it is issued)."""
+def invoice_pdf(organization_id: int, invoice_id: int) -> Response:
+    """The issued PDF as a download (404 until it is issued): an attachment, never shown
+    inline, kept out of shared caches. Its views add the uploads' sandboxing policy."""
     invoice = invoice_of(organization_id, invoice_id)
     if invoice.status != InvoiceStatus.ISSUED or invoice.pdf is None:
         raise NotFound(_("This invoice has not been issued yet."), error="invoice_not_issued")
     order = db.session.get(Order, invoice.order_id)
     assert order is not None
-    return invoice.pdf, f"fapiao-{order.out_trade_no}.pdf"
+    response = send_file(
+        io.BytesIO(invoice.pdf),
+        mimetype="application/pdf",
+        as_attachment=True,
+        download_name=f"fapiao-{order.out_trade_no}.pdf",
+    )
+    response.cache_control.private = True
+    response.cache_control.no_store = True
+    return response
 
 
 # --- operators ---------------------------------------------------------------------
@@ -261,7 +290,8 @@ def _open_request(invoice_id: int) -> InvoiceRequest:
 
 
 def check_pdf(content: bytes) -> None:
-    """A PDF of at most MAX_PDF_BYTES with at least one page, or AppError."""
+    """A PDF of at most MAX_PDF_BYTES with at least one page and nothing active in it
+    (`active_content`), or AppError."""
     if len(content) > MAX_PDF_BYTES:
         raise AppError(
             _("The PDF is larger than %(mib)d MiB.", mib=MAX_PDF_BYTES // (1024 * 1024)),
@@ -271,7 +301,9 @@ def check_pdf(content: bytes) -> None:
     if not content.startswith(b"%PDF-"):
         raise AppError(_("This is not a PDF file."), error="not_a_pdf", status=422)
     try:
-        pages = len(PdfReader(io.BytesIO(content), strict=True).pages)
+        reader = PdfReader(io.BytesIO(content), strict=True)
+        pages = len(reader.pages)
+        found = active_content(reader)
     except (PyPdfError, ValueError, OSError) as exc:
         raise AppError(
             _("This PDF cannot be read: %(problem)s", problem=str(exc)[:200]),
@@ -280,6 +312,46 @@ def check_pdf(content: bytes) -> None:
         ) from None
     if pages < 1:
         raise AppError(_("This PDF has no pages."), error="not_a_pdf", status=422)
+    if found is not None:
+        raise AppError(
+            _(
+                "This PDF contains active content (%(name)s): scripts, actions or embedded "
+                "files are not accepted. Export the invoice again as a plain PDF.",
+                name=found,
+            ),
+            error="pdf_active_content",
+            status=422,
+        )
+
+
+def active_content(reader: PdfReader) -> str | None:
+    """The first active entry in every object reachable from the trailer, if any.
+
+    An /OpenAction is accepted only as a bare destination (open at a page): any action
+    dictionary there is refused, whatever its type."""
+    seen: set[tuple[int, int]] = set()
+    stack: list[Any] = [reader.trailer]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, IndirectObject):
+            if (item.idnum, item.generation) in seen:
+                continue
+            seen.add((item.idnum, item.generation))
+            item = item.get_object()
+        if isinstance(item, DictionaryObject):
+            for key, value in item.items():
+                if key in ACTIVE_KEYS:
+                    return str(key)
+                if key == "/OpenAction" and not isinstance(value.get_object(), ArrayObject):
+                    return "/OpenAction"
+            for key, names in (("/S", ACTIVE_ACTIONS), ("/Subtype", ACTIVE_SUBTYPES)):
+                kind = item.get(key)
+                if kind in names:
+                    return str(kind)
+            stack.extend(item.values())
+        elif isinstance(item, ArrayObject):
+            stack.extend(item)
+    return None
 
 
 def issue_invoice(
