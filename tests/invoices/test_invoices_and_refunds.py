@@ -121,3 +121,9 @@ def test_an_issued_invoice_refunded_later_is_flagged_for_a_red_letter_invoice(
         "15000",
         "red_letter_needed",
     )
+    needing = billing_cli("invoices", "--attention").output.splitlines()
+    assert [line.split("\t")[0] for line in needing[1:]] == [str(invoice["id"])]
+    assert (
+        billing_cli("invoices", "--status", "requested", "--attention").output.strip()
+        == "No invoice requests with status requested needing attention."
+    )

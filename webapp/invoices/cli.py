@@ -21,24 +21,37 @@ from webapp.invoices.models import InvoiceStatus, InvoiceType
 @click.option(
     "--status", type=click.Choice([status.value for status in InvoiceStatus]), default=None
 )
-def list_invoices(status: str | None) -> None:
+@click.option(
+    "--attention",
+    "needing_attention",
+    is_flag=True,
+    help="Only requests whose order was refunded since (see the attention column).",
+)
+def list_invoices(status: str | None, needing_attention: bool) -> None:
     """List invoice requests, oldest first (tab-separated; times in Asia/Shanghai).
 
     net_fen is what the order has kept now; attention says what a request needs when
     that differs: refund_pending (wait), amount_changed (issue for net_fen or reject),
-    red_letter_needed (issued, then refunded: issue a 红字发票).
+    red_letter_needed (issued, then refunded: issue a 红字发票). --attention: only those.
     """
-    found = services.invoices_with_status(status)
+    found = [
+        (invoice, *services.attention(invoice)) for invoice in services.invoices_with_status(status)
+    ]
+    if needing_attention:
+        found = [row for row in found if row[2]]
     if not found:
-        click.echo("No invoice requests" + (f" with status {status}." if status else "."))
+        click.echo(
+            "No invoice requests"
+            + (f" with status {status}" if status else "")
+            + (" needing attention." if needing_attention else ".")
+        )
         return
     click.echo(
         "id\trequested\torganization_id\tout_trade_no\ttype\ttitle\ttax_id\tamount_fen\temail\t"
         "status\tnet_fen\tattention\tbank_name\tbank_account\tregistered_address\tregistered_phone"
     )
-    for invoice in found:
+    for invoice, net, attention in found:
         order = db.session.get(Order, invoice.order_id)
-        net, attention = services.attention(invoice)
         special = (
             f"\t{invoice.bank_name}\t{invoice.bank_account}\t{invoice.registered_address}\t"
             f"{invoice.registered_phone}"
