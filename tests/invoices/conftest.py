@@ -16,6 +16,7 @@ from tests.portal.conftest import logged_in, make_portal, portal  # noqa: F401
 from webapp.billing import services as billing_services
 from webapp.db import utcnow
 from webapp.extensions import db
+from webapp.invoices import services
 from webapp.orgs import services as orgs_services
 from webapp.payments.models import Payment, PaymentDisposition, Refund, RefundStatus
 from webapp.payments.refunds import new_out_refund_no
@@ -84,6 +85,13 @@ def refund_of(
         db.session.add(refund)
         db.session.commit()
         return refund.id
+
+
+def issue(app: Flask, invoice_id: int) -> None:
+    """The operator issues the request with a blank one-page PDF."""
+    with app.app_context():
+        services.issue_invoice(invoice_id, pdf_bytes())
+        db.session.commit()
 
 
 @pytest.fixture

@@ -17,9 +17,8 @@ from pypdf.generic import (
     TextStringObject,
 )
 
-from tests.invoices.conftest import NORMAL, pdf_bytes
+from tests.invoices.conftest import NORMAL, issue, pdf_bytes
 from webapp.errors import AppError
-from webapp.extensions import db
 from webapp.invoices import services
 
 URL = "/api/v1/billing/invoices"
@@ -128,9 +127,7 @@ def test_downloads_are_attachments_that_cannot_run(
     app: Any, api_client: Any, logged_in: Any, paid_order: int
 ) -> None:
     invoice = api_client.post(URL, json={"order_id": paid_order, **NORMAL}).get_json()
-    with app.app_context():
-        services.issue_invoice(invoice["id"], pdf_bytes())
-        db.session.commit()
+    issue(app, invoice["id"])
     for download in (
         api_client.get(f"{URL}/{invoice['id']}/pdf"),
         logged_in.get(f"/billing/invoices/{invoice['id']}/pdf"),

@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.api import assert_error
-from tests.invoices.conftest import NORMAL, make_paid_order, pdf_bytes, refund_of
+from tests.invoices.conftest import NORMAL, issue, make_paid_order, pdf_bytes, refund_of
 from webapp.errors import AppError
 from webapp.extensions import db
 from webapp.invoices import services
@@ -110,9 +110,7 @@ def test_an_issued_invoice_refunded_later_is_flagged_for_a_red_letter_invoice(
     app: Any, api_client: Any, paid_order: int, billing_cli: Any
 ) -> None:
     invoice = api_client.post(URL, json={"order_id": paid_order, **NORMAL}).get_json()
-    with app.app_context():
-        services.issue_invoice(invoice["id"], pdf_bytes())
-        db.session.commit()
+    issue(app, invoice["id"])
     assert _listed(billing_cli, invoice["id"])["attention"] == ""
     refund_of(app, paid_order, 4900)
     row = _listed(billing_cli, invoice["id"])

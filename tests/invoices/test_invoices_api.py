@@ -11,6 +11,7 @@ from tests.invoices.conftest import (
     NORMAL,
     SPECIAL_EXTRA,
     VALID_USCC,
+    issue,
     make_paid_order,
     pdf_bytes,
     refund_of,
@@ -223,9 +224,7 @@ def test_another_organizations_invoices_orders_and_refunds_are_404(
 ) -> None:
     """Also for someone in both organizations who names the other one."""
     invoice = api_client.post(URL, json={"order_id": paid_order, **NORMAL}).get_json()
-    with app.app_context():
-        services.issue_invoice(invoice["id"], pdf_bytes())
-        db.session.commit()
+    issue(app, invoice["id"])
     refund_of(app, paid_order, 100)
 
     stranger_user = make_user()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
+import pytest
 import requests
 import sqlalchemy as sa
 from flask import Flask
@@ -51,18 +52,20 @@ def _notify_events_after(shop: Shop, event_id: int) -> list[tuple[str, str]]:
         return [(outcome, reason) for outcome, reason in rows]
 
 
-def _paid_order(shop: Shop) -> dict[str, object]:
-    created: dict[str, object] = shop.buyer().checkout("wechat")
-    shop.pay(str(created["out_trade_no"]), notify=False)
-    return created
+@pytest.fixture
+def paid_in_certificate_mode(shop: Shop, app: Flask, tmp_path: Path) -> tuple[str, int]:
+    """Certificate mode, and an order paid at the sandbox whose notify is not yet sent:
+    its number and id."""
+    _certificate_mode(app, tmp_path)
+    created = shop.buyer().checkout("wechat")
+    shop.pay(created["out_trade_no"], notify=False)
+    return created["out_trade_no"], created["order_id"]
 
 
 def test_random_serials_download_certificates_at_most_once_and_are_rejected(
-    shop: Shop, app: Flask, tmp_path: Path
+    shop: Shop, paid_in_certificate_mode: tuple[str, int]
 ) -> None:
-    _certificate_mode(app, tmp_path)
-    created = _paid_order(shop)
-    out_trade_no = str(created["out_trade_no"])
+    out_trade_no, order_id = paid_in_certificate_mode
     before = shop.run(control.certificate_downloads)
     last_event = shop.run(lambda: db.session.scalar(sa.select(sa.func.max(PaymentEvent.id))))
 
@@ -78,27 +81,25 @@ def test_random_serials_download_certificates_at_most_once_and_are_rejected(
     events = _notify_events_after(shop, last_event or 0)
     assert len(events) == 9
     assert all(outcome == "rejected" and "Wechatpay-Serial" in why for outcome, why in events)
-    assert shop.order(int(str(created["order_id"])))["status"] == "pending"
+    assert shop.order(order_id)["status"] == "pending"
 
     # The genuine notify (a serial we hold) still fulfils, without a download.
     downloads = shop.run(control.certificate_downloads)
     attempt = shop.run(control.send_notify, out_trade_no)
     assert (attempt.status, attempt.succeeded) == (204, True)
-    assert shop.order(int(str(created["order_id"])))["status"] == "paid"
+    assert shop.order(order_id)["status"] == "paid"
     assert shop.run(control.certificate_downloads) == downloads
 
 
 def test_a_notify_signed_by_a_rotated_certificate_is_verified_after_one_download(
-    shop: Shop, app: Flask, tmp_path: Path
+    shop: Shop, paid_in_certificate_mode: tuple[str, int], tmp_path: Path
 ) -> None:
-    _certificate_mode(app, tmp_path)
-    created = _paid_order(shop)
-    out_trade_no = str(created["out_trade_no"])
+    out_trade_no, order_id = paid_in_certificate_mode
     rotated = shop.run(control.rotate_platform_certificate)
     before = shop.run(control.certificate_downloads)
 
     attempt = shop.run(control.send_notify, out_trade_no)
     assert (attempt.status, attempt.succeeded) == (204, True)
-    assert shop.order(int(str(created["order_id"])))["status"] == "paid"
+    assert shop.order(order_id)["status"] == "paid"
     assert shop.run(control.certificate_downloads) == before + 1
     assert (tmp_path / "wechatpay-certs" / f"{rotated.serial_no}.pem").exists()

@@ -7,35 +7,25 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from tests.invoices.conftest import make_paid_order
+from tests.invoices.conftest import make_paid_order, refund_of
 from webapp.billing.models import Order
 from webapp.billing.periods import SHANGHAI
 from webapp.db import utcnow
 from webapp.extensions import db
-from webapp.payments import bills, refunds
-from webapp.payments.models import Payment, Refund, RefundStatus
+from webapp.payments import bills
+from webapp.payments.models import Payment, Refund
 
 
 def test_refunds_in_the_bill_we_do_not_have_are_differences(
     app: Any, user: Any, org: dict[str, Any]
 ) -> None:
     order_id = make_paid_order(app, user, org["id"])
+    refund_id = refund_of(app, order_id, 1000)
     with app.app_context():
         order = db.session.get(Order, order_id)
         payment = db.session.scalar(sa.select(Payment).where(Payment.order_id == order_id))
-        assert order is not None and payment is not None
-        ours = Refund(
-            order_id=order_id,
-            payment_id=payment.id,
-            channel="wechat",
-            out_refund_no=refunds.new_out_refund_no(utcnow()),
-            amount_fen=1000,
-            status=RefundStatus.SUCCEEDED,
-            reason="测试",
-            succeeded_at=utcnow(),
-        )
-        db.session.add(ours)
-        db.session.commit()
+        ours = db.session.get(Refund, refund_id)
+        assert order is not None and payment is not None and ours is not None
         number, trade = ours.out_refund_no, order.out_trade_no
         day = utcnow().astimezone(SHANGHAI).date()
 
