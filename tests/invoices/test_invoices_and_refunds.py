@@ -74,10 +74,12 @@ def test_a_request_refunded_since_is_issued_only_for_the_confirmed_net(
 
 
 def test_an_order_refunded_in_full_after_the_request_cannot_be_issued(
-    app: Any, api_client: Any, paid_order: int
+    app: Any, api_client: Any, paid_order: int, billing_cli: Any
 ) -> None:
     invoice = api_client.post(URL, json={"order_id": paid_order, **NORMAL}).get_json()
     refund_of(app, paid_order, 19900)
+    row = _listed(billing_cli, invoice["id"])
+    assert (row["net_fen"], row["attention"]) == ("0", "refunded_in_full")
     assert _issue_error(app, invoice["id"]) == "nothing_to_invoice"
     assert _issue_error(app, invoice["id"], amount_fen=19900) == "nothing_to_invoice"
     assert api_client.get(f"{URL}/{invoice['id']}").get_json()["status"] == "requested"

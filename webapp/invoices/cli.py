@@ -31,8 +31,9 @@ def list_invoices(status: str | None, needing_attention: bool) -> None:
     """List invoice requests, oldest first (tab-separated; times in Asia/Shanghai).
 
     net_fen is what the order has kept now; attention says what a request needs when
-    that differs: refund_pending (wait), amount_changed (issue for net_fen or reject),
-    red_letter_needed (issued, then refunded: issue a 红字发票). --attention: only those.
+    that differs: refund_pending (wait), refunded_in_full (reject), amount_changed (issue
+    for net_fen or reject), red_letter_needed (issued, then refunded: issue a 红字发票).
+    --attention: only those.
     """
     found = [
         (invoice, *services.attention(invoice)) for invoice in services.invoices_with_status(status)

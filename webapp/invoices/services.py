@@ -132,7 +132,7 @@ def refund_pending(order: Order) -> bool:
 
 def _refund_pending_error() -> Conflict:
     return Conflict(
-        _("A refund of this order is in progress: the invoice can be requested once it is done."),
+        _("A refund of this order is in progress: it can be invoiced once the refund is done."),
         error="refund_pending",
     )
 
@@ -261,7 +261,8 @@ def invoices_with_status(status: str | None = None) -> list[InvoiceRequest]:
 
 def attention(invoice: InvoiceRequest) -> tuple[int, str]:
     """For operators: what the order has kept now, and what the request needs if that
-    no longer matches it (`refund_pending`, `amount_changed`, `red_letter_needed`)."""
+    no longer matches it (`refund_pending`, `refunded_in_full`, `amount_changed`,
+    `red_letter_needed`)."""
     order = db.session.get(Order, invoice.order_id)
     if order is None:
         return 0, ""
@@ -269,6 +270,8 @@ def attention(invoice: InvoiceRequest) -> tuple[int, str]:
     if invoice.status == InvoiceStatus.REQUESTED:
         if refund_pending(order):
             return net, "refund_pending"
+        if net <= 0:
+            return net, "refunded_in_full"
         return net, "amount_changed" if net != invoice.amount_fen else ""
     if invoice.status == InvoiceStatus.ISSUED and net < invoice.amount_fen:
         return net, "red_letter_needed"
