@@ -6,11 +6,13 @@ export FLASK_APP := wsgi
 
 .PHONY: run test lint format setup services translations extract-messages bench bench-kb bench-answer worker clean
 
-## run: set up (venv, install, migrate; plans are seeded by the migration) and serve on :8000
+## run: set up (venv, install, migrate; plans are seeded by the migration) and serve on :8000;
+## `make run PORT=8001` serves on another port, with BASE_URL on it too unless BASE_URL is set
+PORT ?= 8000
 run: setup
 	$(BIN)/flask db upgrade
-	@echo "Portal and API on http://127.0.0.1:8000  (API docs: http://127.0.0.1:8000/docs)"
-	$(BIN)/gunicorn --bind 127.0.0.1:8000 --workers 1 --threads 8 --preload --access-logfile - wsgi:app
+	@echo "Portal and API on http://127.0.0.1:$(PORT)  (API docs: http://127.0.0.1:$(PORT)/docs)"
+	$(if $(filter-out 8000,$(PORT)),BASE_URL=$${BASE_URL:-http://127.0.0.1:$(PORT)} )$(BIN)/gunicorn --bind 127.0.0.1:$(PORT) --workers 1 --threads 8 --preload --access-logfile - wsgi:app
 
 ## test: set up, make sure PostgreSQL, Redis and Chromium are there, lint, run the whole suite
 test: setup $(VENV)/.dev services lint

@@ -195,7 +195,7 @@ class Config:
         }
     }
 
-    # RQ. Without REDIS_URL, jobs run in the web process right after the commit.
+    # RQ. Without REDIS_URL, jobs run on a thread of the web process after the commit.
     RQ_QUEUES = ["default"]
     RQ_ASYNC = True
 

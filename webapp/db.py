@@ -64,12 +64,20 @@ def render_migration_item(type_: str, obj: object, autogen_context: Any) -> str 
     return False
 
 
+# How long a SQLite writer waits for another one (requests, the job thread) to commit
+# before failing with "database is locked". Python's default, 5 s, is less than an
+# embedding job may hold its batch's write (webapp.kb.tasks.embed_bot).
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
 @sa.event.listens_for(sa.engine.Engine, "connect")
-def _sqlite_enforces_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
-    """SQLite ignores foreign keys (and so ON DELETE CASCADE) unless asked, per connection."""
+def _sqlite_settings(dbapi_connection: Any, _record: Any) -> None:
+    """Per SQLite connection: enforce foreign keys (and so ON DELETE CASCADE), which
+    SQLite ignores unless asked, and wait for other writers."""
     if type(dbapi_connection).__module__ == "sqlite3":
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.close()
 
 

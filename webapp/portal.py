@@ -1,14 +1,18 @@
 """What every portal blueprint shares: the organization picked in the switcher, where
-someone without one goes, and the `bot` filter of the statistics pages.
+someone without one goes, the page of a list, and the `bot` filter of the statistics pages.
 
 Feature `views.py` modules import from here, never from one another.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+import sqlalchemy as sa
 from flask import abort, flash, redirect, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
+from flask_sqlalchemy.pagination import Pagination
 from werkzeug.wrappers import Response
 
 from webapp.bots.models import Bot
@@ -43,6 +47,14 @@ def no_organization() -> Response:
     """Where a page that needs an organization sends someone who has none yet."""
     flash(_("Create an organization first."), "info")
     return redirect(url_for("orgs.dashboard"))
+
+
+def page_of(query: sa.Select[Any], per_page: int) -> Pagination:
+    """The page of a list the `page` argument asks for (the first by default); a page past
+    the end is empty rather than a 404."""
+    return db.paginate(
+        query, page=request.args.get("page", 1, type=int), per_page=per_page, error_out=False
+    )
 
 
 def bot_arg() -> int | None:

@@ -125,5 +125,5 @@ def test_an_issued_invoice_refunded_later_is_flagged_for_a_red_letter_invoice(
     assert [line.split("\t")[0] for line in needing[1:]] == [str(invoice["id"])]
     assert (
         billing_cli("invoices", "--status", "requested", "--attention").output.strip()
-        == "No invoice requests with status requested needing attention."
+        == "No invoice requests needing attention with status requested."
     )

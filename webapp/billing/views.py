@@ -27,7 +27,7 @@ from webapp.errors import AppError, NotFound
 from webapp.extensions import db
 from webapp.orgs import services as orgs_services
 from webapp.orgs.models import OrganizationMember
-from webapp.portal import CURRENT_ORG_KEY, current_membership, no_organization
+from webapp.portal import CURRENT_ORG_KEY, current_membership, no_organization, page_of
 
 bp = Blueprint("billing", __name__)
 
@@ -143,12 +143,7 @@ def index() -> Response | str:
     membership = current_membership()
     if membership is None:
         return no_organization()
-    page = db.paginate(
-        services.orders_of(membership.organization_id),
-        page=request.args.get("page", 1, type=int),
-        per_page=ORDERS_PER_PAGE,
-        error_out=False,
-    )
+    page = page_of(services.orders_of(membership.organization_id), ORDERS_PER_PAGE)
     subscription = services.subscription_of(membership.organization_id)
     return render_template(
         "billing/index.html",

@@ -43,7 +43,7 @@ from webapp.errors import AppError, Conflict
 from webapp.extensions import db
 from webapp.kb.models import FaqEntry
 from webapp.orgs.models import OrganizationMember
-from webapp.portal import current_membership, no_organization
+from webapp.portal import current_membership, no_organization, page_of
 
 bp = Blueprint("conversations", __name__)
 
@@ -118,11 +118,9 @@ def inbox() -> Response | str:
         bot_id = None
     status_value = request.args.get("status", "")
     status = ConversationStatus(status_value) if status_value in STATUS_LABELS else None
-    page = db.paginate(
+    page = page_of(
         services.conversations_of(organization_id, bot_id=bot_id, status=status),
-        page=request.args.get("page", 1, type=int),
-        per_page=CONVERSATIONS_PER_PAGE,
-        error_out=False,
+        CONVERSATIONS_PER_PAGE,
     )
     return render_template(
         "conversations/inbox.html",

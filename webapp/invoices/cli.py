@@ -10,17 +10,16 @@ from flask.cli import with_appcontext
 
 from webapp.billing.models import Order
 from webapp.billing.periods import SHANGHAI
+from webapp.core.cli import echo_rows, status_option
 from webapp.errors import AppError
 from webapp.extensions import db
 from webapp.invoices import services
-from webapp.invoices.models import InvoiceStatus, InvoiceType
+from webapp.invoices.models import InvoiceRequest, InvoiceStatus, InvoiceType
 
 
 @click.command("invoices")
 @with_appcontext
-@click.option(
-    "--status", type=click.Choice([status.value for status in InvoiceStatus]), default=None
-)
+@status_option(InvoiceStatus)
 @click.option(
     "--attention",
     "needing_attention",
@@ -38,33 +37,29 @@ def list_invoices(status: str | None, needing_attention: bool) -> None:
     found = [
         (invoice, *services.attention(invoice)) for invoice in services.invoices_with_status(status)
     ]
-    if needing_attention:
-        found = [row for row in found if row[2]]
-    if not found:
-        click.echo(
-            "No invoice requests"
-            + (f" with status {status}" if status else "")
-            + (" needing attention." if needing_attention else ".")
-        )
-        return
-    click.echo(
+    echo_rows(
         "id\trequested\torganization_id\tout_trade_no\ttype\ttitle\ttax_id\tamount_fen\temail\t"
-        "status\tnet_fen\tattention\tbank_name\tbank_account\tregistered_address\tregistered_phone"
+        "status\tnet_fen\tattention\tbank_name\tbank_account\tregistered_address\tregistered_phone",
+        (_invoice_row(*row) for row in found if row[2] or not needing_attention),
+        nothing="invoice requests needing attention" if needing_attention else "invoice requests",
+        status=status,
     )
-    for invoice, net, attention in found:
-        order = db.session.get(Order, invoice.order_id)
-        special = (
-            f"\t{invoice.bank_name}\t{invoice.bank_account}\t{invoice.registered_address}\t"
-            f"{invoice.registered_phone}"
-            if invoice.type == InvoiceType.SPECIAL
-            else "\t\t\t\t"
-        )
-        click.echo(
-            f"{invoice.id}\t{invoice.created_at.astimezone(SHANGHAI):%Y-%m-%d %H:%M}\t"
-            f"{invoice.organization_id}\t{order.out_trade_no if order else ''}\t{invoice.type}\t"
-            f"{invoice.title}\t{invoice.tax_id}\t{invoice.amount_fen}\t{invoice.email}\t"
-            f"{invoice.status}\t{net}\t{attention}{special}"
-        )
+
+
+def _invoice_row(invoice: InvoiceRequest, net: int, attention: str) -> str:
+    order = db.session.get(Order, invoice.order_id)
+    special = (
+        f"\t{invoice.bank_name}\t{invoice.bank_account}\t{invoice.registered_address}\t"
+        f"{invoice.registered_phone}"
+        if invoice.type == InvoiceType.SPECIAL
+        else "\t\t\t\t"
+    )
+    return (
+        f"{invoice.id}\t{invoice.created_at.astimezone(SHANGHAI):%Y-%m-%d %H:%M}\t"
+        f"{invoice.organization_id}\t{order.out_trade_no if order else ''}\t{invoice.type}\t"
+        f"{invoice.title}\t{invoice.tax_id}\t{invoice.amount_fen}\t{invoice.email}\t"
+        f"{invoice.status}\t{net}\t{attention}{special}"
+    )
 
 
 @click.command("invoice-issued")

@@ -17,7 +17,15 @@ TYPE_LABELS = {
     InvoiceType.NORMAL: _l("VAT invoice (普通发票)"),
     InvoiceType.SPECIAL: _l("Special VAT invoice (专用发票)"),
 }
-SPECIAL_HINT = _l("Special VAT invoices only.")
+
+
+def _special_only(label: str, max_length: int) -> StringField:
+    """A field of 专用发票 only: optional here, the service requires it for `special`."""
+    return StringField(
+        label,
+        validators=[Optional(), Length(max=max_length)],
+        description=_l("Special VAT invoices only."),
+    )
 
 
 class InvoiceRequestForm(FlaskForm):
@@ -39,23 +47,7 @@ class InvoiceRequestForm(FlaskForm):
         _l("Send the invoice to"),
         validators=[DataRequired(), Email(), Length(max=EMAIL_MAX_LENGTH)],
     )
-    bank_name = StringField(
-        _l("Bank"),
-        validators=[Optional(), Length(max=BANK_NAME_MAX_LENGTH)],
-        description=SPECIAL_HINT,
-    )
-    bank_account = StringField(
-        _l("Bank account"),
-        validators=[Optional(), Length(max=BANK_ACCOUNT_MAX_LENGTH)],
-        description=SPECIAL_HINT,
-    )
-    registered_address = StringField(
-        _l("Registered address"),
-        validators=[Optional(), Length(max=ADDRESS_MAX_LENGTH)],
-        description=SPECIAL_HINT,
-    )
-    registered_phone = StringField(
-        _l("Registered phone"),
-        validators=[Optional(), Length(max=PHONE_MAX_LENGTH)],
-        description=SPECIAL_HINT,
-    )
+    bank_name = _special_only(_l("Bank"), BANK_NAME_MAX_LENGTH)
+    bank_account = _special_only(_l("Bank account"), BANK_ACCOUNT_MAX_LENGTH)
+    registered_address = _special_only(_l("Registered address"), ADDRESS_MAX_LENGTH)
+    registered_phone = _special_only(_l("Registered phone"), PHONE_MAX_LENGTH)

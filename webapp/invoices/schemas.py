@@ -11,7 +11,14 @@ from webapp.invoices.models import (
     InvoiceType,
 )
 
-SPECIAL_ONLY = "Required for `special`; ignored for `normal`"
+
+def _special_only(name: str, max_length: int) -> Text:
+    """A field of 专用发票 only: optional here, the service requires it for `special`."""
+    return Text(
+        load_default="",
+        validate=validate.Length(max=max_length),
+        metadata={"description": f"{name}. Required for `special`; ignored for `normal`"},
+    )
 
 
 class InvoiceRequestSchema(Schema):
@@ -39,26 +46,10 @@ class InvoiceRequestSchema(Schema):
         validate=validate.Length(max=EMAIL_MAX_LENGTH),
         metadata={"description": "Where the invoice is sent besides the owners and admins"},
     )
-    bank_name = Text(
-        load_default="",
-        validate=validate.Length(max=BANK_NAME_MAX_LENGTH),
-        metadata={"description": f"开户银行. {SPECIAL_ONLY}"},
-    )
-    bank_account = Text(
-        load_default="",
-        validate=validate.Length(max=BANK_ACCOUNT_MAX_LENGTH),
-        metadata={"description": f"银行账号. {SPECIAL_ONLY}"},
-    )
-    registered_address = Text(
-        load_default="",
-        validate=validate.Length(max=ADDRESS_MAX_LENGTH),
-        metadata={"description": f"注册地址. {SPECIAL_ONLY}"},
-    )
-    registered_phone = Text(
-        load_default="",
-        validate=validate.Length(max=PHONE_MAX_LENGTH),
-        metadata={"description": f"注册电话. {SPECIAL_ONLY}"},
-    )
+    bank_name = _special_only("开户银行", BANK_NAME_MAX_LENGTH)
+    bank_account = _special_only("银行账号", BANK_ACCOUNT_MAX_LENGTH)
+    registered_address = _special_only("注册地址", ADDRESS_MAX_LENGTH)
+    registered_phone = _special_only("注册电话", PHONE_MAX_LENGTH)
 
 
 class InvoiceSchema(Schema):

@@ -23,7 +23,7 @@ from webapp.invoices import services
 from webapp.invoices.forms import TYPE_LABELS, InvoiceRequestForm
 from webapp.invoices.models import InvoiceRequest, InvoiceStatus
 from webapp.orgs import services as orgs_services
-from webapp.portal import current_membership, no_organization
+from webapp.portal import current_membership, no_organization, page_of
 
 bp = Blueprint("invoices", __name__)
 
@@ -57,12 +57,7 @@ def index() -> Response | str:
     membership = current_membership()
     if membership is None:
         return no_organization()
-    page = db.paginate(
-        services.invoices_of(membership.organization_id),
-        page=request.args.get("page", 1, type=int),
-        per_page=INVOICES_PER_PAGE,
-        error_out=False,
-    )
+    page = page_of(services.invoices_of(membership.organization_id), INVOICES_PER_PAGE)
     rows = db.session.execute(
         sa.select(Order.id, Order.out_trade_no).where(
             Order.id.in_([invoice.order_id for invoice in page.items])

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from flask.cli import AppGroup
 
 from webapp.bots.models import Bot
-from webapp.core.jobs import enqueue
+from webapp.core.jobs import enqueue, wait_for_jobs
 from webapp.extensions import db
 from webapp.kb import embedding
 from webapp.kb.models import FaqEntry
@@ -32,4 +32,5 @@ def reembed(bot_id: int | None) -> None:
     db.session.rollback()  # nothing to keep: the jobs have their own sessions
     for each in bot_ids:
         enqueue(embed_bot, each)
+    wait_for_jobs()  # without Redis they run on this process's job thread
     click.echo(f"Queued {len(bot_ids)} bot(s) for embedding with {embedding.MODEL}.")

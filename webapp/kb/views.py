@@ -38,7 +38,7 @@ from webapp.kb.engines import Answer
 from webapp.kb.forms import FaqEntryForm, ImportForm
 from webapp.kb.models import QUESTION_MAX_LENGTH, FaqEntry
 from webapp.orgs.models import OrganizationMember
-from webapp.portal import membership_and_bot
+from webapp.portal import membership_and_bot, page_of
 
 bp = Blueprint("kb", __name__)
 
@@ -54,12 +54,7 @@ allow_uploads(bp, {"import_file"}, importing.MAX_IMPORT_BYTES)
 def index(bot_id: int) -> str:
     membership, bot = membership_and_bot(bot_id)
     search = request.args.get("q", "").strip()[:QUESTION_MAX_LENGTH]
-    page = db.paginate(
-        services.entries_of(bot.id, search),
-        page=request.args.get("page", 1, type=int),
-        per_page=ENTRIES_PER_PAGE,
-        error_out=False,
-    )
+    page = page_of(services.entries_of(bot.id, search), ENTRIES_PER_PAGE)
     return render_template(
         "kb/index.html", membership=membership, bot=bot, entries=page, search=search
     )

@@ -20,7 +20,7 @@ from webapp.extensions import db
 from webapp.learning import services
 from webapp.learning.forms import DismissForm, NewEntryForm, SimilarForm
 from webapp.learning.models import LearningStatus
-from webapp.portal import membership_and_bot
+from webapp.portal import membership_and_bot, page_of
 
 bp = Blueprint("learning", __name__)
 
@@ -34,13 +34,11 @@ def index(bot_id: int) -> str:
     status_value = request.args.get("status", "")
     status = LearningStatus(status_value) if status_value in set(LearningStatus) else None
     sort: services.Sort = "recent" if request.args.get("sort") == "recent" else "frequent"
-    page = db.paginate(
+    page = page_of(
         services.items_of(
             membership.organization_id, bot.id, status or LearningStatus.OPEN, sort=sort
         ),
-        page=request.args.get("page", 1, type=int),
-        per_page=ITEMS_PER_PAGE,
-        error_out=False,
+        ITEMS_PER_PAGE,
     )
     questions = services.entry_questions(bot.id, page.items)
     return render_template(

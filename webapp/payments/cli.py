@@ -12,6 +12,7 @@ from flask.cli import AppGroup
 from webapp.billing import services as billing_services
 from webapp.billing.models import Order
 from webapp.billing.periods import SHANGHAI
+from webapp.core.cli import echo_rows, status_option
 from webapp.errors import AppError
 from webapp.extensions import db
 from webapp.payments import bills, refunds, tasks
@@ -108,9 +109,7 @@ def retry_refund(refund_id: int, abnormal_handled: bool) -> None:
 
 
 @payments_cli.command("refunds")
-@click.option(
-    "--status", type=click.Choice([status.value for status in RefundStatus]), default=None
-)
+@status_option(RefundStatus)
 def list_refunds(status: str | None) -> None:
     """List refunds, oldest first (tab-separated, times in Asia/Shanghai)."""
     query = (
@@ -120,20 +119,18 @@ def list_refunds(status: str | None) -> None:
     )
     if status:
         query = query.where(Refund.status == status)
-    rows = db.session.execute(query).all()
-    if not rows:
-        click.echo("No refunds" + (f" with status {status}." if status else "."))
-        return
-    click.echo(
+    echo_rows(
         "id\tcreated\torder_id\tout_trade_no\tchannel\tout_refund_no\tamount_fen\tstatus\t"
-        "reason\tfailure"
-    )
-    for item, out_trade_no in rows:
-        click.echo(
+        "reason\tfailure",
+        (
             f"{item.id}\t{_local(item.created_at)}\t{item.order_id}\t{out_trade_no}\t"
             f"{item.channel}\t{item.out_refund_no}\t{item.amount_fen}\t{item.status}\t"
             f"{item.reason}\t{item.failure_reason}"
-        )
+            for item, out_trade_no in db.session.execute(query)
+        ),
+        nothing="refunds",
+        status=status,
+    )
 
 
 @payments_cli.command("bills")

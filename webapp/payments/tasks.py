@@ -9,6 +9,7 @@ provider order and each new refund are `services.poll_order` and `refunds.poll_r
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
 from datetime import date, timedelta
 
 from flask import current_app
@@ -30,23 +31,14 @@ def close_expired_orders() -> dict[str, int]:
     An order a provider reports paid meanwhile is fulfilled instead. An order that
     fails (provider or database trouble) is left pending for the next run.
     """
-    counts = {"checked": 0, "closed": 0, "fulfilled": 0, "failed": 0}
-    for order_id in services.pending_order_ids(expired_only=True):
-        counts["checked"] += 1
-        try:
-            order = services.close_if_expired(order_id)
-            status = order.status
-            db.session.commit()
-        except Exception:
-            db.session.rollback()
-            log.exception("could not close expired order %s", order_id)
-            counts["failed"] += 1
-            continue
-        counts["closed"] += status == OrderStatus.CLOSED
-        counts["fulfilled"] += status == OrderStatus.PAID
-    if counts["checked"]:
-        log.info("expired orders: %s", counts)
-    return counts
+    return _each_alone(
+        services.pending_order_ids(expired_only=True),
+        lambda order_id: services.close_if_expired(order_id).status,
+        {OrderStatus.CLOSED: "closed", OrderStatus.PAID: "fulfilled"},
+        errors="failed",
+        failure="could not close expired order %s",
+        summary="expired orders: %s",
+    )
 
 
 def reconcile_pending_orders() -> dict[str, int]:
@@ -59,21 +51,43 @@ def poll_pending_refunds() -> dict[str, int]:
 
     A refund the channel never received is sent again under the same number.
     """
-    counts = {"checked": 0, "succeeded": 0, "failed": 0, "errors": 0}
-    for refund_id in refunds.pending_refund_ids(before=utcnow() - timedelta(minutes=1)):
+    return _each_alone(
+        refunds.pending_refund_ids(before=utcnow() - timedelta(minutes=1)),
+        lambda refund_id: refunds.check_refund(refund_id).status,
+        {RefundStatus.SUCCEEDED: "succeeded", RefundStatus.FAILED: "failed"},
+        errors="errors",
+        failure="could not check refund %s",
+        summary="pending refunds: %s",
+    )
+
+
+def _each_alone(
+    ids: Iterable[int],
+    step: Callable[[int], str],
+    outcomes: dict[str, str],
+    *,
+    errors: str,
+    failure: str,
+    summary: str,
+) -> dict[str, int]:
+    """Run `step` on each id and commit it alone; one that raises is rolled back, logged,
+    counted under `errors` and left for the next run. Counts "checked", the statuses
+    `step` returns (named by `outcomes`) and the errors."""
+    counts = {"checked": 0, **dict.fromkeys(outcomes.values(), 0), errors: 0}
+    for each in ids:
         counts["checked"] += 1
         try:
-            status = refunds.check_refund(refund_id).status
+            status = step(each)
             db.session.commit()
         except Exception:
             db.session.rollback()
-            log.exception("could not check refund %s", refund_id)
-            counts["errors"] += 1
+            log.exception(failure, each)
+            counts[errors] += 1
             continue
-        counts["succeeded"] += status == RefundStatus.SUCCEEDED
-        counts["failed"] += status == RefundStatus.FAILED
+        if status in outcomes:
+            counts[outcomes[status]] += 1
     if counts["checked"]:
-        log.info("pending refunds: %s", counts)
+        log.info(summary, counts)
     return counts
 
 

@@ -30,6 +30,7 @@ from flask import Blueprint, Response, abort, current_app, redirect, render_temp
 from werkzeug.exceptions import HTTPException
 
 from webapp.errors import render_error_page
+from webapp.payments.alipay import parse_alipay_time, yuan
 from webapp.payments.sandbox import bills
 from webapp.payments.sandbox import notify as delivery
 from webapp.payments.sandbox.common import (
@@ -42,15 +43,13 @@ from webapp.payments.sandbox.common import (
     current_store,
     fen_of,
     now,
-    parse_alipay_time,
-    parse_rfc3339,
     rfc3339,
-    yuan_text,
 )
 from webapp.payments.sandbox.crypto import random_digits, rsa_sign, rsa_verify
 from webapp.payments.sandbox.keys import SandboxKeys
 from webapp.payments.sandbox.refunds import RefundMode, new_refund_id, refund_mode, settle
 from webapp.payments.sandbox.store import AlipayTradeRecord, RefundRecord, Store
+from webapp.payments.wechat import parse_rfc3339
 
 bp = Blueprint("alipay", __name__, url_prefix="/alipay")
 
@@ -378,12 +377,12 @@ def _refund_answer(
         "buyer_user_id": record.buyer_id,
         "fund_change": "Y" if fund_change else "N",
         "out_trade_no": record.out_trade_no,
-        "refund_fee": yuan_text(store.refunded("alipay", record.out_trade_no, ("SUCCESS",))),
+        "refund_fee": yuan(store.refunded("alipay", record.out_trade_no, ("SUCCESS",))),
         "trade_no": record.trade_no,
     }
     if fund_change:
         answer["gmt_refund_pay"] = alipay_time(now())
-        answer["send_back_fee"] = yuan_text(amount)
+        answer["send_back_fee"] = yuan(amount)
     return answer
 
 
@@ -462,7 +461,7 @@ def refund_query(keys: SandboxKeys, store: Store, biz: dict[str, Any]) -> dict[s
         and refund.status == "SUCCESS"
     ):
         answer.update(
-            refund_amount=yuan_text(refund.amount),
+            refund_amount=yuan(refund.amount),
             refund_status="REFUND_SUCCESS",
             total_amount=record.total_amount,
             gmt_refund_pay=alipay_time(parse_rfc3339(refund.success_time or "") or now()),

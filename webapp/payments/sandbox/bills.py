@@ -14,15 +14,14 @@ import io
 import zipfile
 from datetime import date, timedelta
 
+from webapp.payments.alipay import parse_alipay_time, yuan
 from webapp.payments.sandbox.common import (
     SHANGHAI,
     fen_of,
     now,
-    parse_alipay_time,
-    parse_rfc3339,
-    yuan_text,
 )
 from webapp.payments.sandbox.store import AlipayTradeRecord, RefundRecord, WechatTradeRecord
+from webapp.payments.wechat import parse_rfc3339
 
 WECHAT_HEADER = [
     "交易时间",
@@ -98,7 +97,7 @@ def fee_fen(amount_fen: int) -> int:
 
 
 def _signed_yuan(fen: int) -> str:
-    return ("-" if fen < 0 else "") + yuan_text(abs(fen))
+    return ("-" if fen < 0 else "") + yuan(abs(fen))
 
 
 def _local(text: str | None) -> str:
@@ -138,7 +137,7 @@ def wechat_bill(
                 "SUCCESS",
                 "OTHERS",
                 "CNY",
-                yuan_text(trade.total),
+                yuan(trade.total),
                 "0.00",
                 "0",
                 "0",
@@ -148,9 +147,9 @@ def wechat_bill(
                 "",
                 trade.description,
                 "",
-                f"{yuan_text(fee_fen(trade.total))}000",
+                f"{yuan(fee_fen(trade.total))}000",
                 "0.60%",
-                yuan_text(trade.total),
+                yuan(trade.total),
                 "0.00",
                 "",
             ]
@@ -171,20 +170,20 @@ def wechat_bill(
                 "REFUND",
                 "OTHERS",
                 "CNY",
-                yuan_text(refund.total),
+                yuan(refund.total),
                 "0.00",
                 refund.refund_id,
                 refund.out_refund_no,
-                yuan_text(refund.amount),
+                yuan(refund.amount),
                 "0.00",
                 "ORIGINAL",
                 "SUCCESS",
                 origin.description if origin else "",
                 "",
-                f"-{yuan_text(fee_fen(refund.amount))}000",
+                f"-{yuan(fee_fen(refund.amount))}000",
                 "0.60%",
-                yuan_text(refund.total),
-                yuan_text(refund.amount),
+                yuan(refund.total),
+                yuan(refund.amount),
                 "",
             ]
         )
@@ -193,12 +192,12 @@ def wechat_bill(
     fees = sum(fee_fen(trade.total) for trade in trades) - sum(fee_fen(r.amount) for r in refunds)
     summary = [
         str(len(rows)),
-        yuan_text(paid),
-        yuan_text(refunded),
+        yuan(paid),
+        yuan(refunded),
         "0.00",
         f"{_signed_yuan(fees)}000",
-        yuan_text(paid),
-        yuan_text(refunded),
+        yuan(paid),
+        yuan(refunded),
     ]
     backtick = [[f"`{value}" for value in row] for row in rows]
     return _csv([WECHAT_HEADER, *backtick]) + _csv(
@@ -236,8 +235,8 @@ def alipay_bill(
                 "",
                 "",
                 trade.buyer_logon_id,
-                yuan_text(total),
-                yuan_text(total),
+                yuan(total),
+                yuan(total),
                 *["0.00"] * 5,
                 "",
                 "0.00",
@@ -263,14 +262,14 @@ def alipay_bill(
                 "",
                 "",
                 origin.buyer_logon_id if origin else "",
-                yuan_text(refund.total),
+                yuan(refund.total),
                 _signed_yuan(-refund.amount),
                 *["0.00"] * 5,
                 "",
                 "0.00",
                 "0.00",
                 f"{refund.out_refund_no}\t",
-                yuan_text(fee_fen(refund.amount)),
+                yuan(fee_fen(refund.amount)),
                 "0.00",
                 "",
             ]
@@ -287,7 +286,7 @@ def alipay_bill(
         f"#{RULE}业务明细列表{RULE}\r\n"
         + _csv([ALIPAY_HEADER, *rows])
         + f"#{RULE}业务明细列表结束{RULE}\r\n"
-        f"#交易合计：{len(trades)}笔，商家实收共{yuan_text(paid)}元，商家优惠共0.00元\r\n"
+        f"#交易合计：{len(trades)}笔，商家实收共{yuan(paid)}元，商家优惠共0.00元\r\n"
         f"#退款合计：{len(refunds)}笔，商家实收退款共{_signed_yuan(-refunded)}元，商家优惠退款共0.00元\r\n"
         f"#导出时间：[{exported}]\r\n"
     )
@@ -310,7 +309,7 @@ def alipay_bill(
                     "",
                     str(len(trades)),
                     str(len(refunds)),
-                    yuan_text(paid),
+                    yuan(paid),
                     _signed_yuan(paid - refunded),
                 ],
             ]

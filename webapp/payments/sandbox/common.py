@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 from flask import current_app
 
+from webapp.billing.periods import SHANGHAI
 from webapp.payments.sandbox.keys import SandboxKeys, load_or_create_keys
 from webapp.payments.sandbox.store import Store
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 SANDBOX_PREFIX = "/sandbox"
 WECHAT_SANDBOX_PATH = SANDBOX_PREFIX + "/wechatpay"
 ALIPAY_SANDBOX_PATH = SANDBOX_PREFIX + "/alipay/gateway.do"
@@ -42,28 +41,6 @@ def rfc3339(moment: datetime) -> str:
 def alipay_time(moment: datetime) -> str:
     """Alipay's time format: 2018-06-08 10:34:56 (Asia/Shanghai)."""
     return f"{moment.astimezone(SHANGHAI):%Y-%m-%d %H:%M:%S}"
-
-
-def parse_alipay_time(text: str) -> datetime | None:
-    for pattern in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"):
-        try:
-            return datetime.strptime(text, pattern).replace(tzinfo=SHANGHAI)
-        except ValueError:
-            continue
-    return None
-
-
-def parse_rfc3339(text: str) -> datetime | None:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else None
-
-
-def yuan_text(fen: int) -> str:
-    """1990 → "19.90"."""
-    return f"{fen // 100}.{fen % 100:02d}"
 
 
 def fen_of(yuan: str) -> int:

@@ -33,6 +33,7 @@ from flask import Blueprint, Response, abort, current_app, render_template, requ
 from werkzeug.exceptions import HTTPException
 
 from webapp.errors import render_error_page
+from webapp.payments.alipay import yuan
 from webapp.payments.sandbox import notify as delivery
 from webapp.payments.sandbox.common import (
     WECHAT_SANDBOX_PATH,
@@ -40,9 +41,7 @@ from webapp.payments.sandbox.common import (
     current_keys,
     current_store,
     now,
-    parse_rfc3339,
     rfc3339,
-    yuan_text,
 )
 from webapp.payments.sandbox.crypto import (
     aes_gcm_encrypt,
@@ -53,6 +52,7 @@ from webapp.payments.sandbox.crypto import (
 )
 from webapp.payments.sandbox.keys import SandboxKeys, new_platform_certificate
 from webapp.payments.sandbox.store import CertificateRecord, Store, WechatTradeRecord
+from webapp.payments.wechat import parse_rfc3339
 
 bp = Blueprint("wechatpay", __name__, url_prefix="/wechatpay")
 
@@ -728,7 +728,7 @@ def _scan_page(record: WechatTradeRecord, outcome: str | None = None, status: in
             trade=record,
             state=state,
             outcome=outcome,
-            amount=yuan_text(record.total),
+            amount=yuan(record.total),
             merchant=keys.wechat_mchid,
         ),
         status,

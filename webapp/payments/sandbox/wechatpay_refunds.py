@@ -61,6 +61,18 @@ REFUND_EVENTS = {
 }
 
 
+# What a refund notify's resource keeps of the refund's JSON.
+RESOURCE_KEYS = (
+    "out_refund_no",
+    "out_trade_no",
+    "refund_id",
+    "success_time",
+    "transaction_id",
+    "user_received_account",
+)
+RESOURCE_AMOUNTS = ("payer_refund", "payer_total", "refund", "total")
+
+
 def refund_json(record: RefundRecord, transaction_id: str | None) -> dict[str, Any]:
     """The refund as the refund and query APIs answer it."""
     data: dict[str, Any] = {
@@ -195,20 +207,13 @@ def query_refund(call: Call, out_refund_no: str) -> Response:
 def refund_resource(
     keys: SandboxKeys, record: RefundRecord, transaction_id: str | None
 ) -> dict[str, Any]:
-    """The decrypted resource of a refund notify."""
-    amount = refund_json(record, transaction_id)["amount"]
-    resource: dict[str, Any] = {
-        "amount": {key: amount[key] for key in ("payer_refund", "payer_total", "refund", "total")},
-        "mchid": keys.wechat_mchid,
-        "out_refund_no": record.out_refund_no,
-        "out_trade_no": record.out_trade_no,
-        "refund_id": record.refund_id,
-        "refund_status": record.status,
-        "transaction_id": transaction_id or "",
-        "user_received_account": "支付用户零钱",
-    }
-    if record.success_time:
-        resource["success_time"] = record.success_time
+    """The decrypted resource of a refund notify: the refund as the APIs answer it, with
+    fewer amounts, the merchant, and `refund_status` for `status`."""
+    data = refund_json(record, transaction_id)
+    resource: dict[str, Any] = {key: data[key] for key in RESOURCE_KEYS if key in data}
+    resource["amount"] = {key: data["amount"][key] for key in RESOURCE_AMOUNTS}
+    resource["mchid"] = keys.wechat_mchid
+    resource["refund_status"] = data["status"]
     return resource
 
 
