@@ -80,6 +80,9 @@ class Config:
     WECHATPAY_PUBLIC_KEY_ID = os.environ.get("WECHATPAY_PUBLIC_KEY_ID")
     WECHATPAY_CERT_DIR = os.environ.get("WECHATPAY_CERT_DIR")
     WECHATPAY_GATEWAY = os.environ.get("WECHATPAY_GATEWAY")
+    # Certificate mode: a notify naming an unknown platform certificate downloads them
+    # again at most this often per process (forged serials must not hammer WeChat Pay).
+    WECHATPAY_CERTIFICATE_REFRESH_SECONDS = 60
     # Alipay (RSA2). ALIPAY_GATEWAY is the full gateway URL (…/gateway.do).
     ALIPAY_APPID = os.environ.get("ALIPAY_APPID")
     ALIPAY_APP_PRIVATE_KEY = os.environ.get("ALIPAY_APP_PRIVATE_KEY")

@@ -16,6 +16,7 @@ from tests.portal.conftest import logged_in, make_portal, portal  # noqa: F401
 from webapp.billing import services as billing_services
 from webapp.db import utcnow
 from webapp.extensions import db
+from webapp.invoices import services
 from webapp.orgs import services as orgs_services
 from webapp.payments.models import Payment, PaymentDisposition, Refund, RefundStatus
 from webapp.payments.refunds import new_out_refund_no
@@ -64,23 +65,32 @@ def make_paid_order(app: Flask, user: Any, organization_id: int, plan: str = "pr
         return order.id
 
 
-def refund_of(app: Flask, order_id: int, amount_fen: int) -> None:
-    """A refund of the order's payment that went through."""
+def refund_of(
+    app: Flask, order_id: int, amount_fen: int, status: RefundStatus = RefundStatus.SUCCEEDED
+) -> int:
+    """A refund of the order's payment that went through (or is still `status`)."""
     with app.app_context():
         payment = db.session.scalar(sa.select(Payment).where(Payment.order_id == order_id))
         assert payment is not None
-        db.session.add(
-            Refund(
-                order_id=order_id,
-                payment_id=payment.id,
-                channel=payment.channel,
-                out_refund_no=new_out_refund_no(utcnow()),
-                amount_fen=amount_fen,
-                status=RefundStatus.SUCCEEDED,
-                reason="测试",
-                succeeded_at=utcnow(),
-            )
+        refund = Refund(
+            order_id=order_id,
+            payment_id=payment.id,
+            channel=payment.channel,
+            out_refund_no=new_out_refund_no(utcnow()),
+            amount_fen=amount_fen,
+            status=status,
+            reason="测试",
+            succeeded_at=utcnow() if status == RefundStatus.SUCCEEDED else None,
         )
+        db.session.add(refund)
+        db.session.commit()
+        return refund.id
+
+
+def issue(app: Flask, invoice_id: int) -> None:
+    """The operator issues the request with a blank one-page PDF."""
+    with app.app_context():
+        services.issue_invoice(invoice_id, pdf_bytes())
         db.session.commit()
 
 

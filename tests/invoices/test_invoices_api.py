@@ -11,6 +11,7 @@ from tests.invoices.conftest import (
     NORMAL,
     SPECIAL_EXTRA,
     VALID_USCC,
+    issue,
     make_paid_order,
     pdf_bytes,
     refund_of,
@@ -210,3 +211,47 @@ def test_operators_list_issue_and_reject(
     # Rejected: the order may be asked for again.
     assert api_client.post(URL, json={"order_id": other, **NORMAL}).status_code == 201
     assert billing_cli("invoice-issued", "999999", "--pdf", str(good)).exit_code != 0
+
+
+def test_another_organizations_invoices_orders_and_refunds_are_404(
+    app: Any,
+    api_client: Any,
+    user: Any,
+    org: dict[str, Any],
+    paid_order: int,
+    make_user: Any,
+    make_api_client: Any,
+) -> None:
+    """Also for someone in both organizations who names the other one."""
+    invoice = api_client.post(URL, json={"order_id": paid_order, **NORMAL}).get_json()
+    issue(app, invoice["id"])
+    refund_of(app, paid_order, 100)
+
+    stranger_user = make_user()
+    stranger = make_api_client(stranger_user)
+    other = stranger.post("/api/v1/organizations", json={"name": "别家公司"}).get_json()
+    add_member(app, other["id"], user, "owner")
+    as_other = {"X-Organization-ID": str(other["id"])}
+    for client, headers in ((stranger, {}), (api_client, as_other)):
+        assert_error(
+            client.get(f"{URL}/{invoice['id']}", headers=headers), 404, "invoice_not_found"
+        )
+        assert_error(
+            client.get(f"{URL}/{invoice['id']}/pdf", headers=headers), 404, "invoice_not_found"
+        )
+        assert client.get(URL, headers=headers).get_json() == []
+        assert_error(
+            client.post(URL, json={"order_id": paid_order, **NORMAL}, headers=headers),
+            404,
+            "order_not_found",
+        )
+        assert_error(
+            client.get(f"/api/v1/payments/orders/{paid_order}", headers=headers),
+            404,
+            "order_not_found",
+        )
+    # Their own organization still sees the refund on the order.
+    mine = api_client.get(
+        f"/api/v1/payments/orders/{paid_order}", headers={"X-Organization-ID": str(org["id"])}
+    ).get_json()
+    assert mine["refunded_fen"] == 100 and len(mine["refunds"]) == 1

@@ -17,6 +17,7 @@ import requests
 import sqlalchemy as sa
 
 from tests.payments.support import Shop, shop_fixture, wechat_key_mode_fixture  # noqa: F401
+from webapp.errors import AppError
 from webapp.extensions import db
 from webapp.payments import refunds
 from webapp.payments.models import PaymentEvent, Refund
@@ -115,6 +116,31 @@ def test_an_abnormal_refund_fails_with_the_reason(
     assert delivery is not None and delivery.wait(15)[-1].status == 204
     (refund,) = shop.refunds(pending_refund["order_id"])
     assert refund["status"] == "failed" and "ABNORMAL" in refund["failure_reason"]
+
+
+def test_a_succeeded_refund_never_goes_back(shop: Shop, pending_refund: dict[str, Any]) -> None:
+    """Genuine notifies saying closed or abnormal, a poll and a retry change nothing."""
+    number = pending_refund["out_refund_no"]
+    with shop.app.app_context():
+        genuine = control.wechat_refund_notify(number)
+    assert _post(shop, genuine.headers, genuine.body).status_code == 204
+    settled = _refund_state(shop, pending_refund["id"])
+    assert settled[0] == "succeeded"
+
+    for status in ("CLOSED", "ABNORMAL"):
+        with shop.app.app_context():
+            later = control.wechat_refund_notify(
+                number, event_type=f"REFUND.{status}", resource={"refund_status": status}
+            )
+        assert _post(shop, later.headers, later.body).status_code == 204
+        assert _refund_state(shop, pending_refund["id"]) == settled
+    shop.run(refunds.check_refund, pending_refund["id"])
+    with shop.app.app_context(), pytest.raises(AppError) as raised:
+        refunds.retry_refund(pending_refund["id"])
+    assert raised.value.error == "refund_not_failed"
+    assert _refund_state(shop, pending_refund["id"]) == settled
+    outcomes = [o for s, o, _v in shop.refund_events(number) if s == "refund_notify"]
+    assert outcomes == ["succeeded", "already_settled", "already_settled"]
 
 
 @dataclass(frozen=True)

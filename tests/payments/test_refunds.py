@@ -209,6 +209,32 @@ def test_a_wechat_refund_closed_later_is_retried_under_a_new_number(shop: Shop) 
     assert new["out_refund_no"] != old["out_refund_no"] and new["amount_fen"] == PRICE
 
 
+def test_an_abnormal_wechat_refund_is_retried_only_once_handled_in_the_merchant_platform(
+    shop: Shop,
+) -> None:
+    """An ABNORMAL refund's money may still sit with WeChat Pay: a new refund would pay twice."""
+    paid = paid_order(shop, "wechat")
+    order_id = paid["order_id"]
+    set_mode(shop, "wechat", "pending")
+    assert cli(shop, "payments", "refund", str(order_id), "--reason", "客户取消").exit_code == 0
+    (pending,) = shop.refunds(order_id)
+    with shop.app.app_context():
+        delivery = control.settle_refund("wechat", pending["out_refund_no"], "ABNORMAL")
+    assert delivery is not None and delivery.wait(15)[-1].status == 204
+    set_mode(shop, "wechat", "succeed")
+
+    refused = cli(shop, "payments", "retry-refund", str(pending["id"]))
+    assert refused.exit_code != 0 and "--abnormal-handled" in refused.output
+    (abnormal,) = shop.refunds(order_id)
+    assert abnormal["status"] == "failed"
+
+    retried = cli(shop, "payments", "retry-refund", str(pending["id"]), "--abnormal-handled")
+    assert retried.exit_code == 0, retried.output
+    old, new = shop.refunds(order_id)
+    assert (old["status"], new["status"]) == ("failed", "succeeded")
+    assert new["out_refund_no"] != old["out_refund_no"]
+
+
 @pytest.mark.parametrize("channel", ["wechat", "alipay"])
 def test_a_pending_refund_is_polled_until_the_channel_has_done_it(shop: Shop, channel: str) -> None:
     paid = paid_order(shop, channel)

@@ -6,16 +6,16 @@ requests and downloads issued PDFs; owners and admins request them.
 
 from __future__ import annotations
 
-from io import BytesIO
 from typing import Any
 
-from flask import Response, send_file, url_for
+from flask import Response, url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from flask_smorest.pagination import PaginationParameters
 
 from webapp.api import PEOPLE_DECORATORS, PEOPLE_IN_ORGANIZATION, person_membership
 from webapp.billing.models import Order
+from webapp.core.headers import user_upload
 from webapp.core.pagination import paginate
 from webapp.errors import ErrorSchema
 from webapp.extensions import db
@@ -63,7 +63,8 @@ class Invoices(MethodView):
     @blp.alt_response(
         409,
         schema=ErrorSchema,
-        description="`order_not_paid`, `nothing_to_invoice` or `invoice_already_requested`",
+        description="`order_not_paid`, `nothing_to_invoice` (refunded in full), "
+        "`refund_pending` (ask once the refund is done) or `invoice_already_requested`",
     )
     @blp.doc(**PEOPLE_IN_ORGANIZATION)
     def post(self, data: dict[str, Any]) -> dict[str, Any]:
@@ -94,7 +95,7 @@ PDF_CONTENT = {"application/pdf": {"schema": {"type": "string", "format": "binar
 
 @blp.route("/<int:invoice_id>/pdf")
 class InvoicePdf(MethodView):
-    decorators = PEOPLE_DECORATORS
+    decorators = [*PEOPLE_DECORATORS, user_upload]  # the last one applied: the view's own CSP
 
     @blp.response(200, description="The issued 发票 (PDF, as an attachment)")
     @blp.alt_response(
@@ -106,7 +107,4 @@ class InvoicePdf(MethodView):
     )
     def get(self, invoice_id: int) -> Response:
         """Download the issued 发票 (any member)"""
-        content, name = services.invoice_pdf(person_membership().organization_id, invoice_id)
-        return send_file(
-            BytesIO(content), mimetype="application/pdf", as_attachment=True, download_name=name
-        )
+        return services.invoice_pdf(person_membership().organization_id, invoice_id)

@@ -5,7 +5,12 @@
   account, registered address and phone. One active (requested or issued) request per
   order; after a rejection the order may be asked for again.
 - The amount is what was paid for the order and kept: its applied payment less the
-  refunds of that payment that went through.
+  refunds of that payment that went through (a 发票 is for the amount actually paid
+  net of refunds). No request, and no issuing, while such a refund is pending: the net
+  is not known yet. A request whose order was refunded since is issued only for the
+  new net amount, which the operator confirms (`invoice_amount_changed` otherwise);
+  an order refunded in full is not invoiced (`nothing_to_invoice`). An issued 发票 whose
+  order is refunded later needs a 红字发票: `flask billing invoices` flags it.
 - Tax ids: an 18-character 统一社会信用代码 must carry its check character (GB
   32100-2015); 15- and 20-character tax registration numbers from before it are
   accepted by their form (letters and digits) only.
@@ -21,9 +26,11 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from flask import Response, send_file
 from flask_babel import gettext as _
 from pypdf import PdfReader
 from pypdf.errors import PyPdfError
+from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject
 
 from webapp.billing.models import Order, OrderStatus
 from webapp.billing.services import lock_order, order_of
@@ -41,6 +48,24 @@ from webapp.orgs.models import OrganizationMember
 from webapp.payments.models import Payment, PaymentDisposition, Refund, RefundStatus
 
 MAX_PDF_BYTES = 5 * 1024 * 1024
+# What may run or hide something in a PDF customers download: scripts, actions on open
+# or on page and field events, embedded or attached files, XFA forms, rich media.
+ACTIVE_KEYS = frozenset(
+    ("/JS", "/JavaScript", "/AA", "/EmbeddedFiles", "/EmbeddedFile", "/EF", "/XFA", "/RichMedia")
+)
+ACTIVE_ACTIONS = frozenset(
+    (
+        "/JavaScript",
+        "/Launch",
+        "/SubmitForm",
+        "/ImportData",
+        "/GoToE",
+        "/GoToR",
+        "/Rendition",
+        "/RichMediaExecute",
+    )
+)
+ACTIVE_SUBTYPES = frozenset(("/FileAttachment", "/RichMedia", "/Screen", "/Movie", "/Sound"))
 
 # 统一社会信用代码 (GB 32100-2015): 31 characters (no I, O, Z, S, V) and weights for the
 # first 17; the 18th is the check character.
@@ -90,6 +115,28 @@ def invoiceable_fen(order: Order) -> int:
     return int(paid or 0) - int(refunded or 0)
 
 
+def refund_pending(order: Order) -> bool:
+    """Whether a refund of the order's applied payment is still pending."""
+    found = db.session.scalar(
+        sa.select(Refund.id)
+        .join(Payment, Payment.id == Refund.payment_id)
+        .where(
+            Refund.order_id == order.id,
+            Refund.status == RefundStatus.PENDING,
+            Payment.disposition == PaymentDisposition.APPLIED,
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
+def _refund_pending_error() -> Conflict:
+    return Conflict(
+        _("A refund of this order is in progress: it can be invoiced once the refund is done."),
+        error="refund_pending",
+    )
+
+
 def _clean(details: dict[str, Any]) -> dict[str, str]:
     """The request's fields, trimmed and checked; 422 with every field's problem."""
     fields = {
@@ -135,6 +182,8 @@ def request_invoice(
     order = lock_order(order_of(actor.organization_id, order_id).id)
     if order.status != OrderStatus.PAID:
         raise Conflict(_("Only a paid order can be invoiced."), error="order_not_paid")
+    if refund_pending(order):
+        raise _refund_pending_error()
     amount = invoiceable_fen(order)
     if amount <= 0:
         raise Conflict(
@@ -181,14 +230,23 @@ def invoice_of(organization_id: int, invoice_id: int) -> InvoiceRequest:
     return invoice
 
 
-def invoice_pdf(organization_id: int, invoice_id: int) -> tuple[bytes, str]:
-    """The issued PDF and a file name for it (404 until it is issued)."""
+def invoice_pdf(organization_id: int, invoice_id: int) -> Response:
+    """The issued PDF as a download (404 until it is issued): an attachment, never shown
+    inline, kept out of shared caches. Its views add the uploads' sandboxing policy."""
     invoice = invoice_of(organization_id, invoice_id)
     if invoice.status != InvoiceStatus.ISSUED or invoice.pdf is None:
         raise NotFound(_("This invoice has not been issued yet."), error="invoice_not_issued")
     order = db.session.get(Order, invoice.order_id)
     assert order is not None
-    return invoice.pdf, f"fapiao-{order.out_trade_no}.pdf"
+    response = send_file(
+        io.BytesIO(invoice.pdf),
+        mimetype="application/pdf",
+        as_attachment=True,
+        download_name=f"fapiao-{order.out_trade_no}.pdf",
+    )
+    response.cache_control.private = True
+    response.cache_control.no_store = True
+    return response
 
 
 # --- operators ---------------------------------------------------------------------
@@ -199,6 +257,25 @@ def invoices_with_status(status: str | None = None) -> list[InvoiceRequest]:
     if status:
         query = query.where(InvoiceRequest.status == status)
     return list(db.session.scalars(query))
+
+
+def attention(invoice: InvoiceRequest) -> tuple[int, str]:
+    """For operators: what the order has kept now, and what the request needs if that
+    no longer matches it (`refund_pending`, `refunded_in_full`, `amount_changed`,
+    `red_letter_needed`)."""
+    order = db.session.get(Order, invoice.order_id)
+    if order is None:
+        return 0, ""
+    net = invoiceable_fen(order)
+    if invoice.status == InvoiceStatus.REQUESTED:
+        if refund_pending(order):
+            return net, "refund_pending"
+        if net <= 0:
+            return net, "refunded_in_full"
+        return net, "amount_changed" if net != invoice.amount_fen else ""
+    if invoice.status == InvoiceStatus.ISSUED and net < invoice.amount_fen:
+        return net, "red_letter_needed"
+    return net, ""
 
 
 def _open_request(invoice_id: int) -> InvoiceRequest:
@@ -216,7 +293,8 @@ def _open_request(invoice_id: int) -> InvoiceRequest:
 
 
 def check_pdf(content: bytes) -> None:
-    """A PDF of at most MAX_PDF_BYTES with at least one page, or AppError."""
+    """A PDF of at most MAX_PDF_BYTES with at least one page and nothing active in it
+    (`active_content`), or AppError."""
     if len(content) > MAX_PDF_BYTES:
         raise AppError(
             _("The PDF is larger than %(mib)d MiB.", mib=MAX_PDF_BYTES // (1024 * 1024)),
@@ -226,7 +304,9 @@ def check_pdf(content: bytes) -> None:
     if not content.startswith(b"%PDF-"):
         raise AppError(_("This is not a PDF file."), error="not_a_pdf", status=422)
     try:
-        pages = len(PdfReader(io.BytesIO(content), strict=True).pages)
+        reader = PdfReader(io.BytesIO(content), strict=True)
+        pages = len(reader.pages)
+        found = active_content(reader)
     except (PyPdfError, ValueError, OSError) as exc:
         raise AppError(
             _("This PDF cannot be read: %(problem)s", problem=str(exc)[:200]),
@@ -235,11 +315,85 @@ def check_pdf(content: bytes) -> None:
         ) from None
     if pages < 1:
         raise AppError(_("This PDF has no pages."), error="not_a_pdf", status=422)
+    if found is not None:
+        raise AppError(
+            _(
+                "This PDF contains active content (%(name)s): scripts, actions or embedded "
+                "files are not accepted. Export the invoice again as a plain PDF.",
+                name=found,
+            ),
+            error="pdf_active_content",
+            status=422,
+        )
 
 
-def issue_invoice(invoice_id: int, pdf: bytes, now: datetime | None = None) -> InvoiceRequest:
+def active_content(reader: PdfReader) -> str | None:
+    """The first active entry in every object reachable from the trailer, if any.
+
+    An /OpenAction is accepted only as a bare destination (open at a page): any action
+    dictionary there is refused, whatever its type."""
+    seen: set[tuple[int, int]] = set()
+    stack: list[Any] = [reader.trailer]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, IndirectObject):
+            if (item.idnum, item.generation) in seen:
+                continue
+            seen.add((item.idnum, item.generation))
+            item = item.get_object()
+        if isinstance(item, DictionaryObject):
+            for key, value in item.items():
+                if key in ACTIVE_KEYS:
+                    return str(key)
+                if key == "/OpenAction" and not isinstance(value.get_object(), ArrayObject):
+                    return "/OpenAction"
+            for key, names in (("/S", ACTIVE_ACTIONS), ("/Subtype", ACTIVE_SUBTYPES)):
+                kind = item.get(key)
+                if kind in names:
+                    return str(kind)
+            stack.extend(item.values())
+        elif isinstance(item, ArrayObject):
+            stack.extend(item)
+    return None
+
+
+def issue_invoice(
+    invoice_id: int, pdf: bytes, now: datetime | None = None, *, amount_fen: int | None = None
+) -> InvoiceRequest:
+    """Attach the issued PDF. The 发票 is for what the order has kept now: if it was
+    refunded since the request, the operator confirms the new net as `amount_fen`."""
     check_pdf(pdf)
+    order_id = db.session.scalar(
+        sa.select(InvoiceRequest.order_id).where(InvoiceRequest.id == invoice_id)
+    )
+    if order_id is None:
+        raise NotFound(_("Invoice not found."), error="invoice_not_found")
+    order = lock_order(order_id)
     invoice = _open_request(invoice_id)
+    if refund_pending(order):
+        raise _refund_pending_error()
+    net = invoiceable_fen(order)
+    if net <= 0:
+        raise Conflict(
+            _(
+                "Order %(number)s was refunded in full: reject this request.",
+                number=order.out_trade_no,
+            ),
+            error="nothing_to_invoice",
+        )
+    if (amount_fen if amount_fen is not None else invoice.amount_fen) != net:
+        raise Conflict(
+            _(
+                "Order %(number)s was refunded after the request: %(net)d fen (not "
+                "%(requested)d) can be invoiced. Issue the invoice for %(net)d fen and confirm "
+                "it with --amount-fen %(net)d, or reject the request.",
+                number=order.out_trade_no,
+                net=net,
+                requested=invoice.amount_fen,
+            ),
+            error="invoice_amount_changed",
+        )
+    invoice.amount_fen = net
     invoice.pdf = pdf
     invoice.status = InvoiceStatus.ISSUED
     invoice.issued_at = now or utcnow()

@@ -7,10 +7,8 @@ admins (a member who crafts the request gets 403, a stranger 404).
 
 from __future__ import annotations
 
-from io import BytesIO
-
 import sqlalchemy as sa
-from flask import Blueprint, flash, redirect, render_template, request, send_file, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
@@ -18,6 +16,7 @@ from werkzeug.wrappers import Response
 
 from webapp.billing import services as billing_services
 from webapp.billing.models import Order
+from webapp.core.headers import user_upload
 from webapp.errors import AppError, NotFound
 from webapp.extensions import db
 from webapp.invoices import services
@@ -113,6 +112,7 @@ def request_invoice(order_id: int) -> Response | str:
 
 
 @bp.get("/billing/invoices/<int:invoice_id>/pdf")
+@user_upload
 @login_required
 def pdf(invoice_id: int) -> Response:
     organization_id = db.session.scalar(
@@ -121,7 +121,4 @@ def pdf(invoice_id: int) -> Response:
     if organization_id is None:
         raise NotFound(_("Invoice not found."), error="invoice_not_found")
     orgs_services.membership_for(current_user, organization_id)  # 404 for strangers
-    content, name = services.invoice_pdf(organization_id, invoice_id)
-    return send_file(
-        BytesIO(content), mimetype="application/pdf", as_attachment=True, download_name=name
-    )
+    return services.invoice_pdf(organization_id, invoice_id)

@@ -17,7 +17,7 @@ import csv
 import io
 import zipfile
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
@@ -252,9 +252,24 @@ def compare(channel: str, day: date, lines: list[BillLine]) -> list[Difference]:
             differences.append(
                 Difference(channel, "paid_here_not_there", number, None, amount, None)
             )
-    theirs_refunded = {
-        line.out_refund_no: line for line in lines if line.kind == "refund" and line.out_refund_no
-    }
+    # By number, summed: a number the bill lists twice is money sent back twice. A refund
+    # without one (made in the channel's console) is none of ours.
+    theirs_refunded: dict[str, BillLine] = {}
+    for line in lines:
+        if line.kind != "refund":
+            continue
+        if not line.out_refund_no:
+            differences.append(
+                Difference(
+                    channel, "refund_there_not_here", line.out_trade_no, None, None, line.amount_fen
+                )
+            )
+            continue
+        number = line.out_refund_no
+        seen = theirs_refunded.get(number)
+        theirs_refunded[number] = (
+            line if seen is None else replace(line, amount_fen=seen.amount_fen + line.amount_fen)
+        )
     ours_refunded = _our_refunds(channel, start, end)
     known = {
         refund.out_refund_no: refund

@@ -91,11 +91,16 @@ def refund(order_id: int, amount_fen: int | None, reason: str, end_plan: bool) -
 
 @payments_cli.command("retry-refund")
 @click.argument("refund_id", type=int)
-def retry_refund(refund_id: int) -> None:
+@click.option(
+    "--abnormal-handled",
+    is_flag=True,
+    help="A WeChat Pay ABNORMAL refund: it has been closed in the merchant platform.",
+)
+def retry_refund(refund_id: int, abnormal_handled: bool) -> None:
     """Send a failed refund again (Alipay: the same out_request_no; WeChat Pay: the same
     out_refund_no if it refused the request, a new one if it closed the refund)."""
     try:
-        again = refunds.retry_refund(refund_id)
+        again = refunds.retry_refund(refund_id, abnormal_handled=abnormal_handled)
         db.session.commit()
     except AppError as exc:
         db.session.rollback()

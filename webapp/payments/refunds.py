@@ -183,8 +183,12 @@ def create_refund(
     return refund
 
 
-def retry_refund(refund_id: int) -> Refund:
-    """Send a failed refund again (see the module doc for which number it goes under)."""
+def retry_refund(refund_id: int, *, abnormal_handled: bool = False) -> Refund:
+    """Send a failed refund again (see the module doc for which number it goes under).
+
+    A WeChat Pay refund found ABNORMAL is retried only when the operator says it has been
+    dealt with in the merchant platform: until then its money may still be with WeChat
+    Pay, and a new refund would pay the customer twice."""
     order = lock_order(get_refund(refund_id).order_id)
     refund = get_refund(refund_id)  # re-read under the order's lock
     if refund.status != RefundStatus.FAILED:
@@ -192,6 +196,15 @@ def retry_refund(refund_id: int) -> Refund:
     left = refundable_fen(refund.payment)
     if left < refund.amount_fen:
         raise _over_limit(left)
+    if refund.failure_reason == WECHAT_FAILURES["ABNORMAL"] and not abnormal_handled:
+        raise Conflict(
+            _(
+                "WeChat Pay found this refund abnormal: its money may still be with WeChat Pay. "
+                "Finish it in the merchant platform (交易中心 → 退款 → 异常退款) and retry only "
+                "once it has been closed there, with --abnormal-handled."
+            ),
+            error="refund_abnormal",
+        )
     if refund.channel == Channel.WECHAT and refund.accepted_at is not None:
         again = Refund(
             order_id=order.id,

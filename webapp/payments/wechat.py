@@ -7,9 +7,12 @@ this one place.
 
 from __future__ import annotations
 
+import copy
 import gzip
 import hashlib
 import json
+import re
+import threading
 import time
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -23,6 +26,11 @@ from webapp.billing.periods import SHANGHAI
 from webapp.payments.settings import settings_source, wechat_settings
 
 EXTENSION_KEY = "wechatpay_client"
+# Certificate mode: when this process last downloaded the platform certificates for a
+# notify naming a serial we do not hold (time.monotonic()); dropped with the client.
+REFRESHED_KEY = "wechatpay_certificates_refreshed"
+HEX_SERIAL = re.compile(r"[0-9A-Fa-f]{1,64}")
+_refresh_lock = threading.Lock()
 
 
 class ProviderError(Exception):
@@ -131,6 +139,7 @@ def client() -> WeChatPay:
 def reset_client() -> None:
     """Forget the cached client (after a configuration change)."""
     current_app.extensions.pop(EXTENSION_KEY, None)
+    current_app.extensions.pop(REFRESHED_KEY, None)
 
 
 def _call(operation: Any, *args: Any, **kwargs: Any) -> tuple[int, Any]:
@@ -209,9 +218,12 @@ def _verified_event(headers: dict[str, str], body: str, event_types: tuple[str, 
     if abs(int(time.time()) - timestamp) > current_app.config["PAYMENT_NOTIFY_MAX_AGE_SECONDS"]:
         raise NotifyRejected("stale timestamp")
     settings = wechat_settings()
-    if settings.public_key_id and headers.get("Wechatpay-Serial") != settings.public_key_id:
+    serial = headers.get("Wechatpay-Serial", "")
+    if settings.public_key_id and serial != settings.public_key_id:
         # In public-key mode an unknown serial is forged: don't let the SDK go and
         # download certificates because of it.
+        raise NotifyRejected("unverifiable notify: unknown Wechatpay-Serial")
+    if not settings.public_key_id and not _holds_platform_certificate(serial):
         raise NotifyRejected("unverifiable notify: unknown Wechatpay-Serial")
     try:
         result = client().callback(headers, body)
@@ -225,6 +237,40 @@ def _verified_event(headers: dict[str, str], body: str, event_types: tuple[str, 
     if not isinstance(resource, dict):
         raise NotifyRejected("no resource in notify")
     return resource
+
+
+def _holds_platform_certificate(serial: str) -> bool:
+    """Certificate mode: whether we hold the platform certificate `serial` names.
+
+    An unknown serial may be a rotation, so the certificates are downloaded again, but
+    at most once per WECHATPAY_CERTIFICATE_REFRESH_SECONDS in this process: anyone can
+    send notifies with random serials, and the SDK would download on every one. The
+    download fills a copy of the SDK's list, swapped in whole, so a failed one keeps
+    the certificates we had and concurrent verifications never see an empty list.
+    """
+    if not HEX_SERIAL.fullmatch(serial):
+        return False
+    number = int(serial, 16)
+    core = client()._core
+    if any(certificate.serial_number == number for certificate in core._certificates):
+        return True
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    interval = app.config["WECHATPAY_CERTIFICATE_REFRESH_SECONDS"]
+    with _refresh_lock:
+        last: float | None = app.extensions.get(REFRESHED_KEY)
+        now = time.monotonic()
+        if last is not None and now - last < interval:
+            return False
+        app.extensions[REFRESHED_KEY] = now
+        fresh = copy.copy(core)
+        fresh._certificates = []
+        try:
+            fresh._update_certificates()
+        except Exception:  # the SDK raises bare Exception; a failed download finds nothing
+            return False
+        if fresh._certificates:
+            core._certificates = fresh._certificates
+    return any(certificate.serial_number == number for certificate in core._certificates)
 
 
 def verify_notify(headers: dict[str, str], body: str) -> WechatTrade:

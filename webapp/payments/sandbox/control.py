@@ -8,6 +8,7 @@ Call them inside an app context (they use `current_app.instance_path` and config
     wechat_notify(out_trade_no, transaction={"amount": {"total": 1}}).post()
     alipay_notify(out_trade_no, fields={"total_amount": "0.01"}).post()
     rotate_platform_certificate()             # WeChat Pay certificate mode
+    certificate_downloads()                   # how often /v3/certificates was called
     set_refund_mode("wechat", "pending")      # or "succeed", "insufficient_balance"
     settle_refund("wechat", out_refund_no, "SUCCESS")  # or CLOSED, ABNORMAL; with notify
     wechat_refund_notify(out_refund_no, resource={"amount": {"refund": 1}}).post()
@@ -48,6 +49,7 @@ wechat_refund_notify = wechatpay_refunds.build_refund_notify
 __all__ = [
     "SandboxError",
     "alipay_notify",
+    "certificate_downloads",
     "expire_trade",
     "notify_attempts",
     "open_alipay_page",
@@ -119,6 +121,11 @@ def rotate_platform_certificate(*, new_key: bool = True) -> CertificateRecord:
     /v3/certificates serves it besides the old ones and certificate-mode answers and
     notifies are signed with it from now on."""
     return wechatpay.rotate_platform_certificate(current_keys(), current_store(), new_key=new_key)
+
+
+def certificate_downloads() -> int:
+    """How many times /v3/certificates has been called (WeChat Pay certificate mode)."""
+    return wechatpay.certificate_downloads(current_store())
 
 
 def set_refund_mode(channel: str, mode: str) -> None:

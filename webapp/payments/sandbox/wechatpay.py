@@ -412,9 +412,22 @@ def close(call: Call, out_trade_no: str) -> Response:
     return call.respond(204)
 
 
+CERTIFICATE_DOWNLOADS = "certificate_downloads"  # its settings row
+
+
+def count_certificate_download(store: Store) -> None:
+    """Count /v3/certificates calls, so tests see how often a merchant downloads them."""
+    store.set_setting(CERTIFICATE_DOWNLOADS, str(certificate_downloads(store) + 1))
+
+
+def certificate_downloads(store: Store) -> int:
+    return int(store.setting(CERTIFICATE_DOWNLOADS, "0"))
+
+
 @bp.get("/v3/certificates")
 @gateway_api
 def certificates(call: Call) -> Response:
+    count_certificate_download(call.store)
     data = []
     for record in reversed(platform_certificates(call.keys, call.store)):
         certificate = x509.load_pem_x509_certificate(record.certificate.encode())
