@@ -38,6 +38,7 @@ from webapp import create_app
 from webapp.billing import tasks as billing_tasks
 from webapp.extensions import db
 from webapp.kb.answering import preload
+from webapp.kb import tasks as kb_tasks
 from webapp.payments import tasks as payments_tasks
 
 app = create_app()
@@ -52,6 +53,7 @@ CRON_JOBS: list[tuple[Callable[..., Any], int]] = [
     (payments_tasks.reconcile_pending_orders, 24 * 60 * 60),
     (payments_tasks.poll_pending_refunds, 10 * 60),
     (payments_tasks.reconcile_bills, 24 * 60 * 60),
+    (kb_tasks.embed_missing, 10 * 60),
 ]
 CRON_STOP_TIMEOUT = 10
 

@@ -198,6 +198,9 @@ class Config:
     # RQ. Without REDIS_URL, jobs run on a thread of the web process after the commit.
     RQ_QUEUES = ["default"]
     RQ_ASYNC = True
+    # A job running longer is stopped (rq's default is 180 s): embedding a 10,000-entry
+    # import takes about 2 minutes, and a stopped one is finished by `embed_missing`.
+    RQ_JOB_TIMEOUT = int(os.environ.get("RQ_JOB_TIMEOUT", "900"))
 
     @classmethod
     def validate(cls, config: dict[str, object]) -> None:

@@ -11,17 +11,19 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
+import worker
 from tests.kb import TEA_FAQ, add_entry, add_tea_faq, faq_path
 from tests.kb.test_kb_api import preview
 from tests.kb.test_kb_import import TEA_ROWS, csv_bytes, upload
 from tests.usage.conftest import Tenant
 from webapp.bots.models import Bot
 from webapp.extensions import db
-from webapp.kb import embedding, hybrid
+from webapp.kb import embedding, hybrid, tasks
 from webapp.kb.engines import IndexCache, IndexedEntry, KnowledgeIndex, lexical_probability
 from webapp.kb.hybrid import HybridIndex
 from webapp.kb.models import FaqEntry, FaqVector
 from webapp.kb.services import add_similar_question, knowledge_changed, new_entry
+from webapp.kb.vectors import store_vectors
 
 SHIPPING = IndexedEntry(1, "下单后多久发货？", "付款后48小时内发货。")
 RETURNS = IndexedEntry(2, "怎么申请退货？", "在订单页点“申请退货”，审核通过后寄回。")
@@ -259,3 +261,33 @@ def test_a_learned_phrasing_is_embedded_alone_and_answers_at_once(
     assert after["band"] == "confident" and after["entry_id"] == returns["id"]
     assert after["matches"][0]["matched_phrasing"] == question
     assert after["confidence"] > before["confidence"]
+
+
+def test_a_stopped_embedding_is_finished_by_the_periodic_catch_up(
+    app: Flask, tenant: Tenant
+) -> None:
+    """An import's job killed half way leaves entries without vectors: `embed_missing`
+    (every 10 minutes in the worker) queues the bot again, and the texts another job
+    stored meanwhile are not stored twice."""
+    bot_id = tenant.add_bot()
+    add_tea_faq(tenant.api, bot_id)
+    texts = [text for q, a, similar in TEA_FAQ for text in (q, a, *similar)]
+    with app.app_context():
+        entry_ids = sorted(select_entry_ids(bot_id))
+        db.session.execute(sa.delete(FaqVector).where(FaqVector.entry_id.in_(entry_ids[1:])))
+        db.session.commit()
+        half_done = set(stored(app, bot_id))
+        assert half_done and half_done < digests(*texts)
+        store_vectors([db.session.get_one(FaqEntry, entry_ids[2])])  # another job was there
+
+        db.session.commit()
+
+        assert tasks.embed_missing() >= 1
+
+        assert set(stored(app, bot_id)) == digests(*texts)
+        assert tasks.embed_missing() == 0  # nothing left to do, for any bot
+
+
+def test_the_worker_catches_up_on_embeddings() -> None:
+    jobs = {(func.__name__, interval) for func, interval in worker.CRON_JOBS}
+    assert ("embed_missing", 600) in jobs

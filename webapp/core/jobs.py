@@ -96,6 +96,7 @@ def _queue() -> Queue:
         current_app.config["RQ_QUEUES"][0],
         connection=redis_connection(),
         is_async=current_app.config["RQ_ASYNC"],
+        default_timeout=current_app.config["RQ_JOB_TIMEOUT"],
     )
 
 

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import logging
 
+import sqlalchemy as sa
+from flask import current_app
+
+from webapp.core.jobs import enqueue
 from webapp.extensions import db
+from webapp.kb import embedding
+from webapp.kb.models import FaqEntry, FaqVector
 from webapp.kb.services import knowledge_changed
 from webapp.kb.vectors import entries_from, store_vectors
 
@@ -27,3 +33,25 @@ def embed_bot(bot_id: int) -> int:
         db.session.commit()
     log.info("bot %s: %d texts embedded", bot_id, embedded)
     return embedded
+
+
+def embed_missing() -> int:
+    """Periodic: queue `embed_bot` for every bot with an entry that has no vector of the
+    current model, so an embedding job that was killed (or lost with its worker) is
+    finished without anyone running `flask kb reembed`. Returns how many bots."""
+    if current_app.config["ANSWER_ENGINE"] != "hybrid":
+        return 0  # the lexical engine stores no vectors
+    has_vector = sa.exists().where(
+        FaqVector.entry_id == FaqEntry.id, FaqVector.model == embedding.MODEL
+    )
+    bot_ids = list(
+        db.session.scalars(
+            sa.select(FaqEntry.bot_id).where(~has_vector).distinct().order_by(FaqEntry.bot_id)
+        )
+    )
+    db.session.rollback()  # the jobs have their own sessions
+    for bot_id in bot_ids:
+        enqueue(embed_bot, bot_id)
+    if bot_ids:
+        log.info("queued the embedding of %d bot(s) with entries lacking vectors", len(bot_ids))
+    return len(bot_ids)

@@ -18,6 +18,7 @@ from typing import Protocol
 import numpy as np
 import sqlalchemy as sa
 
+from webapp.core.sql import upsert_insert
 from webapp.extensions import db
 from webapp.kb import embedding
 from webapp.kb.models import FaqEntry, FaqVector
@@ -69,8 +70,12 @@ def store_vectors(entries: Sequence[FaqEntry]) -> int:
                 missing[(entry.id, digest)] = text
     if missing:
         vectors = embedding.embed(list(missing.values()))
+        # Another job may be embedding the same entries (an import's job and the periodic
+        # catch-up): the first row of a text wins, the other is skipped.
         db.session.execute(
-            sa.insert(FaqVector),
+            upsert_insert(FaqVector).on_conflict_do_nothing(
+                index_elements=["entry_id", "model", "digest"]
+            ),
             [
                 {
                     "entry_id": entry_id,
