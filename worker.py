@@ -37,8 +37,8 @@ from rq.scheduler import RQScheduler
 from webapp import create_app
 from webapp.billing import tasks as billing_tasks
 from webapp.extensions import db
-from webapp.kb.answering import preload
 from webapp.kb import tasks as kb_tasks
+from webapp.kb.answering import preload
 from webapp.payments import tasks as payments_tasks
 
 app = create_app()
