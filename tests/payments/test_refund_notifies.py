@@ -161,6 +161,7 @@ CASES = [
     Case("stale timestamp", {"timestamp": int(time.time()) - 301}, "stale timestamp"),
     Case("from the future", {"timestamp": int(time.time()) + 3600}, "stale timestamp"),
     Case("a payment event", {"event_type": "TRANSACTION.SUCCESS"}, "event type"),
+    Case("closed, yet its status success", {"event_type": "REFUND.CLOSED"}, "refund status"),
     Case(
         "other refund amount",
         {"resource": {"amount": {"refund": 1}}},

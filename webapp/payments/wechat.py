@@ -208,8 +208,11 @@ def close(out_trade_no: str) -> None:
         raise ProviderError(f"WeChat Pay close failed: {_error_message(body)}")
 
 
-def _verified_event(headers: dict[str, str], body: str, event_types: tuple[str, ...]) -> Any:
-    """A notify's signature and freshness checked, its resource decrypted; else NotifyRejected."""
+def _verified_event(
+    headers: dict[str, str], body: str, event_types: tuple[str, ...]
+) -> tuple[str, dict[str, Any]]:
+    """A notify's signature and freshness checked, its resource decrypted: its event type
+    and resource; else NotifyRejected."""
     try:
         timestamp = int(headers.get("Wechatpay-Timestamp", ""))
     except ValueError:
@@ -236,7 +239,7 @@ def _verified_event(headers: dict[str, str], body: str, event_types: tuple[str, 
     resource = result.get("resource")
     if not isinstance(resource, dict):
         raise NotifyRejected("no resource in notify")
-    return resource
+    return str(result["event_type"]), resource
 
 
 def _holds_platform_certificate(serial: str) -> bool:
@@ -275,16 +278,21 @@ def _holds_platform_certificate(serial: str) -> bool:
 
 def verify_notify(headers: dict[str, str], body: str) -> WechatTrade:
     """Check a payment notify's signature and freshness and decrypt it, or raise NotifyRejected."""
-    return _trade(_verified_event(headers, body, ("TRANSACTION.SUCCESS",)))
+    _event_type, resource = _verified_event(headers, body, ("TRANSACTION.SUCCESS",))
+    return _trade(resource)
 
 
 REFUND_EVENTS = ("REFUND.SUCCESS", "REFUND.ABNORMAL", "REFUND.CLOSED")
 
 
 def verify_refund_notify(headers: dict[str, str], body: str) -> WechatRefund:
-    """Check a refund notify exactly as a payment notify, or raise NotifyRejected."""
-    resource = _verified_event(headers, body, REFUND_EVENTS)
-    return _refund(resource, status=str(resource.get("refund_status", "")))
+    """Check a refund notify exactly as a payment notify, or raise NotifyRejected. The
+    event (REFUND.SUCCESS) and the resource's status (SUCCESS) must say the same."""
+    event_type, resource = _verified_event(headers, body, REFUND_EVENTS)
+    status = str(resource.get("refund_status", ""))
+    if event_type != f"REFUND.{status}":
+        raise NotifyRejected(f"event {event_type!r} with refund status {status!r}")
+    return _refund(resource, status=status)
 
 
 # --- refunds ----------------------------------------------------------------------
