@@ -117,3 +117,13 @@ def test_hsts_in_production_over_https_only(client: Any) -> None:
     plain = production.test_client().get("/livez")
     assert "Strict-Transport-Security" not in plain.headers
     assert plain.status_code == 200  # no redirect to https: notify URLs must never redirect
+
+
+def test_signed_in_pages_are_not_stored(portal: Portal, user: Any) -> None:
+    """What a signed-in user sees (tax ids, chats) is no-store; the public pages may be kept."""
+    assert "no-store" not in portal.get("/login").headers.get("Cache-Control", "")
+    portal.login(user.email)
+    response = portal.get("/dashboard")
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    assert "no-store" not in portal.get("/static/app.js").headers.get("Cache-Control", "")

@@ -16,6 +16,10 @@ Files customers uploaded are served with a sandboxing policy of their own
 
 The widget's script (`/static/widget.js`) runs in the embedding site's page, under
 that site's policy; no header here stops another origin from loading it.
+
+Pages shown to a signed-in user (tax ids, bank accounts, customers' chats) are
+`Cache-Control: no-store`, so neither a shared cache nor the browser's back button
+after logout shows them again.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import Flask
+from flask import Flask, Response, session
 from flask_talisman import Talisman
 
 PAGE_POLICY = {
@@ -60,6 +64,13 @@ def register_security_headers(app: Flask) -> None:
         session_cookie_samesite=app.config["SESSION_COOKIE_SAMESITE"],
         x_content_type_options=True,
     )
+    app.after_request(_private_pages_uncached)
+
+
+def _private_pages_uncached(response: Response) -> Response:
+    if response.mimetype == "text/html" and session.get("_user_id") is not None:
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
 
 
 def user_upload(view: View) -> View:
