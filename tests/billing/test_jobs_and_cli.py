@@ -198,6 +198,7 @@ def test_worker_schedules_the_periodic_jobs():
         ("webapp.payments.tasks.reconcile_pending_orders", 86400, "default"),
         ("webapp.payments.tasks.poll_pending_refunds", 600, "default"),
         ("webapp.payments.tasks.reconcile_bills", 86400, "default"),
+        ("webapp.kb.tasks.embed_missing", 600, "default"),
     }
     orphan = worker.build_cron(connection, "default", os.getpid() + 1_000_000)
     with pytest.raises(StopRequested):

@@ -11,7 +11,6 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-import worker
 from tests.kb import TEA_FAQ, add_entry, add_tea_faq, faq_path
 from tests.kb.test_kb_api import preview
 from tests.kb.test_kb_import import TEA_ROWS, csv_bytes, upload
@@ -287,7 +286,3 @@ def test_a_stopped_embedding_is_finished_by_the_periodic_catch_up(
         assert set(stored(app, bot_id)) == digests(*texts)
         assert tasks.embed_missing() == 0  # nothing left to do, for any bot
 
-
-def test_the_worker_catches_up_on_embeddings() -> None:
-    jobs = {(func.__name__, interval) for func, interval in worker.CRON_JOBS}
-    assert ("embed_missing", 600) in jobs
