@@ -245,6 +245,7 @@ def gunicorn(config: ServerConfig) -> Iterator[int]:
         "2048",
         "--log-level",
         "warning",
+        "--preload",  # as deployed: the sentence encoder is loaded once, before the fork
         "wsgi:app",
     ]
     with open(RESULTS_DIR / "gunicorn.log", "a") as server_log:
@@ -383,17 +384,23 @@ def wait_for_quiet(max_wait: int, threshold: float = 0.15) -> float:
 class Target:
     """One endpoint as wrk drives it (wrk.lua reads these from its environment)."""
 
-    path: str
+    path: str  # with `paths`: what the report calls them, e.g. `/conversations/{id}`
     method: str = "GET"
     body: str = ""  # JSON, sent with Content-Type: application/json
     api_keys: tuple[str, ...] = ()  # sent as X-API-Key, one after the other, request by request
     idempotency_header: str | None = None  # when set, a fresh value on every request
     batch_events: int = 0  # when set, each request's body is a usage batch of that many events
+    paths: tuple[str, ...] = ()  # when set, the request paths in turn (instead of `path`)
+    bodies: tuple[str, ...] = ()  # when set, the JSON bodies in turn (instead of `body`)
     expect: int = 200  # the status of the check request sent before the load
 
     @property
     def name(self) -> str:
         return f"{self.method} {self.path}"
+
+    @property
+    def first_path(self) -> str:
+        return self.paths[0] if self.paths else self.path
 
     def wrk_env(self) -> dict[str, str]:
         env = {
@@ -405,14 +412,22 @@ class Target:
             env["BENCH_IDEMPOTENCY_HEADER"] = self.idempotency_header
         if self.batch_events:
             env["BENCH_BATCH_EVENTS"] = str(self.batch_events)
+        if self.paths:
+            env["BENCH_PATHS"] = ",".join(self.paths)
+        if self.bodies:
+            RESULTS_DIR.mkdir(exist_ok=True)
+            bodies = RESULTS_DIR / "wrk-bodies.jsonl"  # too large for the environment
+            bodies.write_text("\n".join(self.bodies) + "\n")
+            env["BENCH_BODIES_FILE"] = str(bodies)
         return env
 
     def check(self, port: int) -> None:
         """One request as wrk will send it (first key, no idempotency key): is it served?"""
         headers = {"X-API-Key": self.api_keys[0]} if self.api_keys else {}
-        if self.body:
+        request_body = self.bodies[0] if self.bodies else self.body
+        if request_body:
             headers["Content-Type"] = "application/json"
-        status, body = http_request(port, self.method, self.path, headers, self.body)
+        status, body = http_request(port, self.method, self.first_path, headers, request_body)
         if status != self.expect:
             raise BenchError(f"{self.name} answered {status}, not {self.expect}: {body[:500]!r}")
 
@@ -472,7 +487,7 @@ def run_wrk(port: int, load: Load, target: Target, seconds: int) -> LoadResult:
         "--latency",
         "-s",
         str(WRK_SCRIPT),
-        f"http://127.0.0.1:{port}{target.path}",
+        f"http://127.0.0.1:{port}{target.first_path}",
     ]
     meter = CpuMeter(port)
     meter.start()

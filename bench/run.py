@@ -3,8 +3,9 @@
 1. A fresh PostgreSQL database `saas_bench` (127.0.0.1, user postgres), migrated.
 2. Organizations on the enterprise plan (unlimited: the quota never refuses), each
    with an API key: one takes the write load, one holds the seeded history, one takes
-   the batches, 16 more spread the write load in a diagnostic.
-3. gunicorn `wsgi:app` (2 sync workers) on a free port of 127.0.0.1.
+   the batches, one has a bot with an FAQ and conversations for the messages, 16 more
+   spread the write load in a diagnostic.
+3. gunicorn `wsgi:app --preload` (2 sync workers) on a free port of 127.0.0.1.
 4. usage_record.py: wrk, 64 connections: `GET /livez` (no database, no Redis: the
    framework's own ceiling) and `POST /api/v1/usage/record` back to back, then a
    consistency check (records = monthly counter = daily rollup).
@@ -13,7 +14,10 @@
    record's statement alone from 1 to 16 clients (the database-only limit).
 6. usage_reads.py: `GET /api/v1/usage/stats` and `/history` latency, sequential
    requests, at 10^4 and then 10^6 usage records of one organization.
-7. Diagnostics (skip with --quick): one variable changed at a time (concurrency,
+7. messages.py: a customer's message, `POST /api/v1/conversations/{id}/messages` (API
+   key, answer, metering, storage), 32 connections, against `GET /livez`; then stored
+   messages = metered messages (skip with --skip-messages).
+8. Diagnostics (skip with --quick): one variable changed at a time (concurrency,
    organizations, synchronous_commit, server shape), and the app's record statement
    run straight from a minimal client, without HTTP, Flask or SQLAlchemy.
 
@@ -34,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import usage_batch, usage_reads, usage_record  # noqa: E402
+from bench import messages, usage_batch, usage_reads, usage_record  # noqa: E402
 from bench.harness import (  # noqa: E402
     DB_NAME,
     BenchError,
@@ -75,6 +79,7 @@ def parse_args() -> argparse.Namespace:
         "--no-idempotency", action="store_true", help="POST without an Idempotency-Key header"
     )
     parser.add_argument("--skip-reads", action="store_true")
+    parser.add_argument("--skip-messages", action="store_true")
     parser.add_argument(
         "--quick", action="store_true", help="skip the diagnostics (about 2 minutes)"
     )
@@ -112,11 +117,19 @@ def main() -> int:
 
     log(f"fresh database {DB_NAME}")
     recreate_database()
-    write, read, batches, *spread = seed_organizations(
-        [("Bench write", 0), ("Bench read", usage_reads.BOTS_PER_ORG), ("Bench batch", 0)]
+    write, read, batches, talk, *spread = seed_organizations(
+        [
+            ("Bench write", 0),
+            ("Bench read", usage_reads.BOTS_PER_ORG),
+            ("Bench batch", 0),
+            ("Bench messages", 1),
+        ]
         + [(f"Bench spread {n}", 0) for n in range(1, SPREAD_ORGS + 1)]
     )
-    log(f"seeded {3 + SPREAD_ORGS} organizations on the enterprise plan")
+    log(f"seeded {4 + SPREAD_ORGS} organizations on the enterprise plan")
+    talk_setup = None if args.skip_messages else messages.seed(talk)
+    if talk_setup is not None:
+        log(f"seeded {messages.FAQ_ENTRIES} FAQ entries and {messages.CONVERSATIONS} conversations")
     if args.wait_for_api:
         target = usage_record.record_target([write], idempotency)
         wait_for_endpoint(args.wait_for_api, target, config)
@@ -139,10 +152,16 @@ def main() -> int:
         counts = usage_record.consistency([write])
         batch_round = usage_batch.measure(port, load, batches)
         batch_counts = usage_record.consistency([batches])
+        if talk_setup is not None:
+            talk_round = messages.measure(port, load, talk_setup, config.label)
+            talk_counts = messages.consistency(talk)
         reads = [] if args.skip_reads else usage_reads.section(port, read, args.reads, read_sizes)
     limit = usage_batch.database_limit(batches, db_seconds)
     report += [*usage_record.section(main_round, counts, load, idempotency), ""]
-    report += [*usage_batch.section(batch_round, limit, batch_counts, load), "", *reads]
+    report += [*usage_batch.section(batch_round, limit, batch_counts, load), ""]
+    if talk_setup is not None:
+        report += [*messages.section(talk_round, talk_counts, talk_setup), ""]
+    report += reads
 
     status = 0
     if not args.quick:

@@ -9,6 +9,9 @@
 --                  fresh value (run, thread, counter), like a bot that retries safely
 --   BENCH_BATCH_EVENTS  when set (n > 0), the body is a usage batch of n message events,
 --                  each with a fresh idempotency key (run, thread, counter, index)
+--   BENCH_PATHS    when set, request paths (comma-separated) taken in turn, each thread
+--                  starting at its own offset (a conversation's messages path each)
+--   BENCH_BODIES_FILE  when set, a file of JSON bodies, one a line, taken in turn
 
 local method = os.getenv("BENCH_METHOD") or "GET"
 local body = os.getenv("BENCH_BODY") or ""
@@ -17,6 +20,20 @@ local batch_events = tonumber(os.getenv("BENCH_BATCH_EVENTS") or "0") or 0
 local api_keys = {}
 for key in string.gmatch(os.getenv("BENCH_API_KEYS") or "", "[^,]+") do
   table.insert(api_keys, key)
+end
+local paths = {}
+for path in string.gmatch(os.getenv("BENCH_PATHS") or "", "[^,]+") do
+  table.insert(paths, path)
+end
+local bodies = {}
+local bodies_file = os.getenv("BENCH_BODIES_FILE") or ""
+if bodies_file ~= "" then
+  for line in io.lines(bodies_file) do
+    if line ~= "" then
+      table.insert(bodies, line)
+    end
+  end
+  wrk.headers["Content-Type"] = "application/json"
 end
 
 wrk.method = method
@@ -50,9 +67,13 @@ if batch_events > 0 then
   wrk.headers["Content-Type"] = "application/json"
 end
 
-if idempotency_header ~= "" or #api_keys > 1 or batch_events > 0 then
+if idempotency_header ~= "" or #api_keys > 1 or batch_events > 0 or #paths > 0
+    or #bodies > 0 then
   request = function()
     sequence = sequence + 1
+    -- threads start far apart (golden-ratio offsets), so they rarely take the same path
+    -- at the same moment
+    local turn = sequence + math.floor((thread_id or 0) * 0.618 * math.max(#paths, 1))
     local unique = run_id .. "-" .. tostring(thread_id) .. "-" .. tostring(sequence)
     local headers = {}
     for name, value in pairs(wrk.headers) do
@@ -64,10 +85,17 @@ if idempotency_header ~= "" or #api_keys > 1 or batch_events > 0 then
     if idempotency_header ~= "" then
       headers[idempotency_header] = unique
     end
-    if batch_events > 0 then
-      return wrk.format(nil, nil, headers, batch_body(unique))
+    local path = nil
+    if #paths > 0 then
+      path = paths[turn % #paths + 1]
     end
-    return wrk.format(nil, nil, headers, nil)
+    if batch_events > 0 then
+      return wrk.format(nil, path, headers, batch_body(unique))
+    end
+    if #bodies > 0 then
+      return wrk.format(nil, path, headers, bodies[turn % #bodies + 1])
+    end
+    return wrk.format(nil, path, headers, nil)
   end
 end
 

@@ -57,6 +57,17 @@ class TimestampMixin:
     )
 
 
+def commit_keeping_objects(session: orm.Session) -> None:
+    """Commit without expiring the session's objects: for a response built from what the
+    transaction just wrote, which would otherwise be read back (a new transaction and a
+    query per object). Only for objects whose every column was set or returned by the flush."""
+    expire, session.expire_on_commit = session.expire_on_commit, False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = expire
+
+
 def render_migration_item(type_: str, obj: object, autogen_context: Any) -> str | bool:
     """Alembic autogenerate hook: migrations that use UTCDateTime import its module."""
     if type_ == "type" and isinstance(obj, UTCDateTime):

@@ -23,13 +23,9 @@ def test_suggestions_and_learning_on_sqlite(tmp_path: Path) -> None:
         conversation = conversations.start_conversation(organization_id, bot.id)
 
         for text in ("我想退货，要怎么弄", "我想退货 要怎么弄？"):
-            offered = conversations.post_customer_message(
-                organization_id, conversation.id, text=text
-            )
+            offered = conversations.post_customer_message(conversation, text=text)
             assert offered.suggestions == [{"entry_id": entry.id, "question": entry.question}]
-            picked = conversations.post_customer_message(
-                organization_id, conversation.id, entry_id=entry.id
-            )
+            picked = conversations.post_customer_message(conversation, entry_id=entry.id)
             assert picked.reply is not None and picked.reply.text == "在订单页申请退货。"
         db.session.commit()
 

@@ -4,9 +4,10 @@ A record by API key (one statement: counter, then record) and a record by a pers
 (the general path) raced on the same idempotency key: when the general path took the
 key first and the counter second, the two waited on each other and PostgreSQL broke
 the deadlock by failing one of them (a 500). These tests stop the person's request
-between its first and its second write, let the other caller run into whatever that
-first write holds, then let the person go on: with one lock order the second caller
-waits and answers as a replay; with two it deadlocks. Real commits, real threads.
+after its first write (on PostgreSQL the general path's writes are one statement too),
+let the other caller run into whatever that first write holds, then let the person go on:
+with one lock order the second caller waits and answers as a replay; with two it deadlocks.
+Real commits, real threads.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ WAIT = 10  # seconds; each step takes milliseconds
 
 @contextmanager
 def paused_before_second_write(app: Flask) -> Iterator[tuple[threading.Event, threading.Event]]:
-    """Stop the thread named `paused` just before its second INSERT or UPDATE.
+    """Stop the thread named `paused` just before its second write (INSERT, UPDATE or a
+    prepared statement's EXECUTE), or before its commit when it wrote once (a path whose
+    writes are one statement).
 
     Yields (reached, release): `reached` is set when that thread waits, holding the
     locks of its first write; it goes on once `release` is set.
@@ -36,22 +39,31 @@ def paused_before_second_write(app: Flask) -> Iterator[tuple[threading.Event, th
     reached, release = threading.Event(), threading.Event()
     writes = 0
 
+    def pause() -> None:
+        reached.set()
+        assert release.wait(WAIT), "never released"
+
     def before(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         nonlocal writes
         if threading.current_thread().name != "paused":
             return
-        if statement.lstrip().upper().startswith(("INSERT", "UPDATE")):
+        if statement.lstrip().upper().startswith(("INSERT", "UPDATE", "EXECUTE")):
             writes += 1
             if writes == 2:
-                reached.set()
-                assert release.wait(WAIT), "never released"
+                pause()
+
+    def before_commit(_conn: Any) -> None:
+        if threading.current_thread().name == "paused" and writes == 1:
+            pause()
 
     sa.event.listen(sa.engine.Engine, "before_cursor_execute", before)
+    sa.event.listen(sa.engine.Engine, "commit", before_commit)
     try:
         yield reached, release
     finally:
         release.set()
         sa.event.remove(sa.engine.Engine, "before_cursor_execute", before)
+        sa.event.remove(sa.engine.Engine, "commit", before_commit)
 
 
 def wait_for_a_lock_wait(app: Flask) -> None:
@@ -87,7 +99,7 @@ def race(app: Flask, first: Callable[[], Any], second: Callable[[], Any]) -> tup
 
     with paused_before_second_write(app) as (reached, release):
         paused = run("paused", first)
-        assert reached.wait(WAIT), "the first caller never wrote twice"
+        assert reached.wait(WAIT), "the first caller never wrote"
         other = run("other", second)
         wait_for_a_lock_wait(app)
         release.set()

@@ -66,11 +66,12 @@ def acting_bot_id(bound_bot_id: int | None, requested: int | None) -> int | None
 
 
 def bot_of(organization_id: int, bot_id: int) -> Bot:
-    """A bot of this organization, or 404 (also for another organization's bot)."""
-    bot = db.session.scalar(
-        sa.select(Bot).where(Bot.id == bot_id, Bot.organization_id == organization_id)
-    )
-    if bot is None:
+    """A bot of this organization, or 404 (also for another organization's bot).
+
+    Read once per transaction: a second call (a message's answer, then its metering)
+    finds it in the session."""
+    bot = db.session.get(Bot, bot_id)
+    if bot is None or bot.organization_id != organization_id:
         raise NotFound(_("Bot not found."), error="bot_not_found")
     return bot
 

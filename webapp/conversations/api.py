@@ -59,6 +59,7 @@ from webapp.conversations.schemas import (
 from webapp.core.headers import user_upload
 from webapp.core.pagination import paginate
 from webapp.core.uploads import allow_uploads
+from webapp.db import commit_keeping_objects
 from webapp.errors import AppError, ErrorSchema, NotFound
 from webapp.extensions import db
 from webapp.kb.models import FaqEntry
@@ -102,9 +103,12 @@ MESSAGE_REQUEST_BODY: dict[str, Any] = {
 
 
 def _bot_conversation(conversation_id: int) -> Conversation:
-    """The caller's conversation; a key bound to another bot sees it as missing."""
+    """The caller's conversation, locked for a new message; a key bound to another bot sees
+    it as missing."""
     caller = current_caller()
-    conversation = services.conversation_of(caller.organization_id, conversation_id)
+    conversation = services.conversation_of(
+        caller.organization_id, conversation_id, for_update=True
+    )
     if caller.bot_id is not None and caller.bot_id != conversation.bot_id:
         raise NotFound(_("Conversation not found."), error="conversation_not_found")
     return conversation
@@ -168,9 +172,12 @@ def exchange_view(exchange: services.Exchange) -> dict[str, Any]:
     reply = exchange.reply
     source = None
     if reply is not None and reply.faq_entry_id is not None:
-        entry = db.session.get(FaqEntry, reply.faq_entry_id)
-        if entry is not None:
-            source = {"id": entry.id, "question": entry.question}
+        question = exchange.source_question
+        if question is None:  # a replay: the entry as it is now
+            entry = db.session.get(FaqEntry, reply.faq_entry_id)
+            question = entry.question if entry is not None else None
+        if question is not None:
+            source = {"id": reply.faq_entry_id, "question": question}
     return {
         "message": exchange.message,
         "reply": reply,
@@ -308,8 +315,7 @@ class Messages(MethodView):
         conversation = _bot_conversation(conversation_id)
         data = read_message_request(headers["idempotency_key"])
         exchange = services.post_customer_message(
-            caller.organization_id,
-            conversation.id,
+            conversation,
             kind=data["kind"],
             text=data["text"],
             entry_id=data["entry_id"],
@@ -317,7 +323,7 @@ class Messages(MethodView):
             api_key_id=caller.api_key.id if caller.api_key else None,
             idempotency_key=data["idempotency_key"],
         )
-        db.session.commit()
+        commit_keeping_objects(db.session())
         return exchange_response(exchange)
 
 

@@ -1,7 +1,8 @@
 """Conversations: a customer's message is metered, stored, answered and the reply stored.
 
 `post_customer_message` is one transaction, in this order: the conversation row
-is locked (messages of one conversation are handled one at a time); a retry of
+is locked (by the caller, with the lookup that finds it: messages of one
+conversation are handled one at a time); a retry of
 a message already stored answers with the first exchange; what the usage
 service is sure to refuse (a kind the plan lacks, a quota already used up) is
 refused; the engine answers; the message is metered atomically through the
@@ -57,7 +58,7 @@ from webapp.kb.services import answer_question
 from webapp.learning import services as learning
 from webapp.orgs.models import OrganizationMember
 from webapp.usage.models import UsageKind
-from webapp.usage.services import UsageResult, record_usage, refuse_early
+from webapp.usage.services import PlanTerms, UsageResult, record_usage, refuse_early
 
 IDEMPOTENCY_KEY_MAX_LENGTH = 200
 
@@ -126,14 +127,17 @@ def conversation_of(
     return conversation
 
 
-def visitor_conversation(bot: Bot, conversation_id: int, visitor_token: str) -> Conversation:
+def visitor_conversation(
+    bot: Bot, conversation_id: int, visitor_token: str, *, for_update: bool = False
+) -> Conversation:
     """A widget conversation of this bot whose visitor holds `visitor_token`, or 404 (as for
     any conversation the visitor did not start, another bot's or an API one)."""
-    conversation = db.session.scalar(
-        sa.select(Conversation).where(
-            Conversation.id == conversation_id, Conversation.bot_id == bot.id
-        )
+    query = sa.select(Conversation).where(
+        Conversation.id == conversation_id, Conversation.bot_id == bot.id
     )
+    if for_update:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    conversation = db.session.scalar(query)
     stored = conversation.visitor_token_hash if conversation is not None else None
     if (
         conversation is None
@@ -178,6 +182,7 @@ class Exchange:
     reply: Message | None  # the bot's reply; None while an agent has the conversation
     usage: UsageResult
     replayed: bool = False
+    source_question: str | None = None  # the question of the reply's entry, when known
 
     @property
     def band(self) -> Band | None:
@@ -208,6 +213,7 @@ class _Reply:
     misses: int = 0  # the conversation's unsure or lost answers in a row, with this one
     learn: bool = False  # a question for the learning list
     candidates: tuple[int, ...] = ()  # the bot's closest entries, for the learning list
+    source_question: str | None = None  # the question of the entry answered from
 
 
 @dataclass(frozen=True)
@@ -228,11 +234,15 @@ _USAGE_KIND = {
 
 def _open_for_messages(organization_id: int, conversation_id: int) -> Conversation:
     conversation = conversation_of(organization_id, conversation_id, for_update=True)
+    _refuse_closed(conversation)
+    return conversation
+
+
+def _refuse_closed(conversation: Conversation) -> None:
     if conversation.status == ConversationStatus.CLOSED:
         raise Conflict(
             _("This conversation is closed; start a new one."), error="conversation_closed"
         )
-    return conversation
 
 
 def _validation_error(message: str, field: str | None = None) -> AppError:
@@ -241,8 +251,7 @@ def _validation_error(message: str, field: str | None = None) -> AppError:
 
 
 def post_customer_message(
-    organization_id: int,
-    conversation_id: int,
+    conversation: Conversation,
     *,
     kind: MessageKind = MessageKind.TEXT,
     text: str = "",
@@ -252,8 +261,10 @@ def post_customer_message(
     idempotency_key: str | None = None,
 ) -> Exchange:
     """The customer's message (text, an upload, or `entry_id`: a pick of the suggestions last
-    offered), metered, stored, answered and the answer stored."""
-    conversation = _open_for_messages(organization_id, conversation_id)
+    offered), metered, stored, answered and the answer stored. The caller has locked the
+    conversation (`conversation_of` or `visitor_conversation` with `for_update`)."""
+    _refuse_closed(conversation)
+    organization_id = conversation.organization_id
     text = text.strip()
     if entry_id is not None and (kind != MessageKind.TEXT or text or upload is not None):
         raise _validation_error(_("Send either text or the entry_id of a suggestion."))
@@ -267,7 +278,7 @@ def post_customer_message(
         )
     usage_kind = _USAGE_KIND[kind]
 
-    def meter() -> UsageResult:
+    def meter(terms: PlanTerms | None = None) -> UsageResult:
         return record_usage(
             organization_id,
             usage_kind,
@@ -275,6 +286,7 @@ def post_customer_message(
             api_key_id=api_key_id,
             idempotency_key=idempotency_key,
             idempotency_scope=f"conversation:{conversation.id}",  # never a usage API key's
+            terms=terms,
         )
 
     if idempotency_key is not None and _message_with_key(conversation.id, idempotency_key):
@@ -283,11 +295,13 @@ def post_customer_message(
     # Answering may be slow (an index rebuild, an LLM): refuse what is sure to be refused
     # first, then answer, then meter. Metering locks the organization's month counter until
     # the commit, so it comes last, where it holds the lock for a few statements only.
-    refuse_early(organization_id, usage_kind)
+    terms = refuse_early(organization_id, usage_kind)
+    # Held until metering, which checks that the bot is enabled: it finds it in the session.
+    bot = bot_of(organization_id, conversation.bot_id)
     answer = None
     if conversation.agent_joined_at is None:
-        answer = _respond(conversation, kind, text, pick)
-    usage = meter()  # the atomic check: over quota now, and nothing is stored
+        answer = _respond(conversation, bot, kind, text, pick)
+    usage = meter(terms)  # the atomic check: over quota now, and nothing is stored
     if usage.replayed:
         return _replayed_exchange(conversation, idempotency_key, usage)
 
@@ -302,6 +316,8 @@ def post_customer_message(
         faq_entry_id=pick.entry.id if pick is not None else None,
         idempotency_key=idempotency_key,
         created_at=now,
+        outcome=Outcome.AGENT.value if answer is None else answer.outcome.value,
+        attachment=None,  # known, so the response never reads it back
     )
     db.session.add(message)
     if upload is not None:
@@ -315,11 +331,9 @@ def post_customer_message(
     db.session.flush()
     conversation.last_message_at = now
     if answer is None:  # an agent has the conversation
-        message.outcome = Outcome.AGENT.value
         db.session.flush()
         return Exchange(message, None, usage)
 
-    message.outcome = answer.outcome.value
     reply = Message(
         conversation_id=conversation.id,
         organization_id=organization_id,
@@ -330,6 +344,7 @@ def post_customer_message(
         faq_entry_id=answer.entry_id,
         reply_to_id=message.id,
         created_at=now,
+        attachment=None,
     )
     if answer.suggestions:
         reply.suggestions = answer.suggestions
@@ -343,7 +358,7 @@ def post_customer_message(
         learning.record_question(organization_id, conversation.bot_id, text, answer.candidates, now)
     if pick is not None:
         learning.propose_entry(conversation.bot_id, pick.asked, pick.entry.id)
-    return Exchange(message, reply, usage)
+    return Exchange(message, reply, usage, source_question=answer.source_question)
 
 
 def _picked(conversation: Conversation, entry_id: int) -> _Pick:
@@ -375,13 +390,17 @@ def _picked(conversation: Conversation, entry_id: int) -> _Pick:
 
 
 def _respond(
-    conversation: Conversation, kind: MessageKind, text: str, pick: _Pick | None
+    conversation: Conversation, bot: Bot, kind: MessageKind, text: str, pick: _Pick | None
 ) -> _Reply:
     """The bot's reply: a picked entry's answer; a handoff when asked for a person; else the
     engine's answer, or suggestions, or (lost, or unsure once too often) a handoff."""
     if pick is not None:
-        return _Reply(Outcome.PICKED, pick.entry.answer, entry_id=pick.entry.id)
-    bot = bot_of(conversation.organization_id, conversation.bot_id)
+        return _Reply(
+            Outcome.PICKED,
+            pick.entry.answer,
+            entry_id=pick.entry.id,
+            source_question=pick.entry.question,
+        )
     misses = conversation.bot_misses + 1
     if kind != MessageKind.TEXT:  # the bot reads text only: an upload goes to a person
         return _Reply(Outcome.FALLBACK, fallback_text(bot), 0.0, misses=misses)
@@ -393,7 +412,14 @@ def _respond(
         )
     answer = answer_question(bot, text)
     if answer.band is Band.CONFIDENT:
-        return _Reply(Outcome.ANSWERED, answer.text, answer.confidence, answer.entry_id)
+        source = next((m.question for m in answer.matches if m.entry_id == answer.entry_id), None)
+        return _Reply(
+            Outcome.ANSWERED,
+            answer.text,
+            answer.confidence,
+            answer.entry_id,
+            source_question=source,
+        )
     candidates = tuple(match.entry_id for match in answer.matches)
     if answer.band is Band.UNSURE and misses < HANDOFF_AFTER_MISSES:
         offered = [{"entry_id": m.entry_id, "question": m.question} for m in answer.suggestions]

@@ -45,6 +45,7 @@ from webapp.conversations.schemas import (
 )
 from webapp.core.security import new_token, token_digest
 from webapp.core.uploads import allow_uploads
+from webapp.db import commit_keeping_objects
 from webapp.errors import ErrorSchema
 from webapp.extensions import db, limiter
 
@@ -96,9 +97,11 @@ RATE_LIMITS: list[Callable[..., Any]] = [
 ]
 
 
-def _visitor_conversation(bot: Bot, conversation_id: int) -> Conversation:
+def _visitor_conversation(
+    bot: Bot, conversation_id: int, *, for_update: bool = False
+) -> Conversation:
     token = request.headers.get(VISITOR_HEADER, "").strip()
-    return services.visitor_conversation(bot, conversation_id, token)
+    return services.visitor_conversation(bot, conversation_id, token, for_update=for_update)
 
 
 @blp.route("/config")
@@ -208,12 +211,11 @@ class Messages(MethodView):
         on plans that have them. Counted against the monthly quota first.
         """
         bot = widget_bot()
-        conversation = _visitor_conversation(bot, conversation_id)
+        conversation = _visitor_conversation(bot, conversation_id, for_update=True)
         data = read_message_request(headers["idempotency_key"])
         widget_caps.refuse_over_cap(bot)
         exchange = services.post_customer_message(
-            bot.organization_id,
-            conversation.id,
+            conversation,
             kind=data["kind"],
             text=data["text"],
             entry_id=data["entry_id"],
@@ -222,7 +224,7 @@ class Messages(MethodView):
         )
         if not exchange.replayed:
             widget_caps.count_widget_message(bot)
-        db.session.commit()
+        commit_keeping_objects(db.session())
         body, status, response_headers = exchange_response(exchange)
         kept = {k: v for k, v in response_headers.items() if not k.startswith("X-Quota-")}
         return body, status, kept

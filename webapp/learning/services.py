@@ -53,23 +53,37 @@ def record_question(
     if key is None:
         return
     now = now or utcnow()
-    insert = upsert_insert(LearningItem).values(
-        organization_id=organization_id,
-        bot_id=bot_id,
-        question_key=key,
-        text=text.strip(),
-        count=1,
-        first_seen_at=now,
-        last_seen_at=now,
-        status=LearningStatus.OPEN.value,
-        candidates=list(candidates[:MAX_CANDIDATES]),
-    )
-    reopened = sa.case(
-        (LearningItem.status == LearningStatus.LEARNED.value, LearningStatus.OPEN.value),
-        else_=LearningItem.status,
-    )
     db.session.execute(
-        insert.on_conflict_do_update(
+        _count_question(),
+        {
+            "organization_id": organization_id,
+            "bot_id": bot_id,
+            "question_key": key,
+            "text": text.strip(),
+            "count": 1,
+            "first_seen_at": now,
+            "last_seen_at": now,
+            "status": LearningStatus.OPEN.value,
+            "candidates": list(candidates[:MAX_CANDIDATES]),
+        },
+    )
+
+
+_COUNT_QUESTION: dict[str, sa.Insert] = {}  # per database dialect
+
+
+def _count_question() -> sa.Insert:
+    """The upsert that counts a question, built once per dialect (building it costs more
+    than running it: its `excluded` alone is a few milliseconds of Python)."""
+    dialect = db.session.get_bind().dialect.name
+    statement = _COUNT_QUESTION.get(dialect)
+    if statement is None:
+        insert = upsert_insert(LearningItem)
+        reopened = sa.case(
+            (LearningItem.status == LearningStatus.LEARNED.value, LearningStatus.OPEN.value),
+            else_=LearningItem.status,
+        )
+        statement = _COUNT_QUESTION[dialect] = insert.on_conflict_do_update(
             index_elements=["bot_id", "question_key"],
             set_={
                 "count": LearningItem.count + 1,
@@ -79,7 +93,7 @@ def record_question(
                 "status": reopened,
             },
         )
-    )
+    return statement
 
 
 def _open_item(bot_id: int, text: str) -> sa.Update | None:

@@ -142,10 +142,13 @@ def record_usage(
     idempotency_key: str | None = None,
     idempotency_scope: str = API_SCOPE,
     now: datetime | None = None,
+    terms: PlanTerms | None = None,
 ) -> UsageResult:
-    """Count `quantity` against the month's quota, once per idempotency key and scope."""
+    """Count `quantity` against the month's quota, once per idempotency key and scope.
+
+    `terms`: the plan terms already read in this transaction (`refuse_early`), if any."""
     now = now or utcnow()
-    terms = plan_terms(organization_id, now)
+    terms = terms or plan_terms(organization_id, now)
     _require_feature(terms, kind)
     if not 1 <= quantity <= MAX_QUANTITY:
         raise AppError(
@@ -159,45 +162,59 @@ def record_usage(
     quota = terms.quota
     counter = {"organization_id": organization_id, "period_start": period_start}
 
-    # The counter first (see the lock order above), then the key.
-    used = db.session.scalar(_CONSUME_QUOTA, {**counter, "quantity": quantity, "quota": quota})
+    record = {
+        **counter,
+        "bot_id": bot_id,
+        "api_key_id": api_key_id,
+        "quota": quota,
+        "kind": kind.value,
+        "quantity": quantity,
+        "scope": idempotency_scope,
+        "idempotency_key": idempotency_key,
+        "now": now,
+        "day": now.astimezone(SHANGHAI).date(),
+    }
+    connection = db.session.connection()
+    if connection.dialect.name == "postgresql":  # one round trip
+        used, recorded = RECORD.run(connection, record).one()
+    else:
+        used, recorded = _record_portable(record)
     if used is None:
         if idempotency_key is not None and (
             replay := _replay(organization_id, idempotency_scope, idempotency_key, quota)
         ):
             return replay  # counted before, when it still fitted
         raise _quota_exceeded(organization_id, quota or 0, period_start, period_end)
-    record_id = db.session.scalar(
-        _INSERT_RECORD,
-        {
-            **counter,
-            "bot_id": bot_id,
-            "api_key_id": api_key_id,
-            "kind": kind.value,
-            "quantity": quantity,
-            "idempotency_scope": idempotency_scope,
-            "idempotency_key": idempotency_key,
-            "used_after": used,
-            "created_at": now,
-        },
-    )
-    if record_id is None:  # this idempotency key was recorded before
+    if not recorded:  # this idempotency key was recorded before
         db.session.execute(_GIVE_BACK, {**counter, "quantity": quantity})
         replay = _replay(organization_id, idempotency_scope, idempotency_key, quota)
         assert replay is not None  # the conflict was with a committed record
         return replay
-    db.session.execute(
-        _ROLL_UP,
-        {
-            "organization_id": organization_id,
-            "day": now.astimezone(SHANGHAI).date(),
-            "bot_id": bot_id or 0,
-            "kind": kind.value,
-            "quantity": quantity,
-        },
-    )
     _notify_thresholds(organization_id, quota, period_start, used - quantity, used)
     return UsageResult(used, quota, period_start, period_end)
+
+
+def _record_portable(record: dict[str, Any]) -> tuple[int | None, bool]:
+    """`RECORD` as separate statements (SQLite): the month's total after the record (None:
+    over quota, nothing written) and whether the record was written (False: a replay,
+    with the counter raised)."""
+    # The counter first (see the lock order above), then the key.
+    used = db.session.scalar(_CONSUME_QUOTA, record)
+    if used is None:
+        return None, False
+    record_id = db.session.scalar(
+        _INSERT_RECORD,
+        {
+            **record,
+            "idempotency_scope": record["scope"],
+            "used_after": used,
+            "created_at": record["now"],
+        },
+    )
+    if record_id is None:
+        return used, False
+    db.session.execute(_ROLL_UP, {**record, "bot_id": record["bot_id"] or 0})
+    return used, True
 
 
 def _require_feature(terms: PlanTerms, kind: UsageKind) -> None:
@@ -237,45 +254,28 @@ def _quota_exceeded(
     return exceeded
 
 
-def refuse_early(organization_id: int, kind: UsageKind, now: datetime | None = None) -> None:
+def refuse_early(organization_id: int, kind: UsageKind, now: datetime | None = None) -> PlanTerms:
     """What `record_usage` would refuse whatever happens meanwhile: a kind the plan lacks,
     or a month whose quota is already used up. A plain read that locks nothing, for
     callers with slow work to do before recording (answering a message); `record_usage`
-    stays the atomic check."""
+    stays the atomic check. Returns the plan terms, for `record_usage`."""
     now = now or utcnow()
     terms = plan_terms(organization_id, now)
     _require_feature(terms, kind)
     period_start = month_start(now)
     if terms.quota is not None and _month_used(organization_id, period_start) >= terms.quota:
         raise _quota_exceeded(organization_id, terms.quota, period_start, next_month_start(now))
+    return terms
 
 
-# The same record as `record_usage` plus the API-key check, as one PostgreSQL statement.
-# Every write is gated on every rule: a live key (digest match, not revoked), a bound key
-# asked for its own bot only, an enabled bot of the organization, a plan period still
-# running, the kind in the plan, and the quota (the conditional upsert, which locks the
-# counter row). If any gate fails nothing is written and `recorded` is false.
-# The statement's CTEs share one snapshot and cannot see each other's rows, so the
-# record is inserted after the counter (it carries `used_after`) with ON CONFLICT DO
-# NOTHING: a key seen before, or committed by a concurrent retry meanwhile, leaves
-# `recorded` false with the counter already raised, and the caller rolls back.
-_RECORD_WITH_KEY = """
-WITH key AS (
-    SELECT id, organization_id, COALESCE(bot_id, %(bot_id)s) AS bot_id
-    FROM api_keys
-    WHERE prefix = %(prefix)s AND secret_hash = %(digest)s AND revoked_at IS NULL
-      AND (bot_id IS NULL OR %(bot_id)s IS NULL OR bot_id = %(bot_id)s)
-), terms AS (
-    SELECT key.*, p.monthly_message_quota AS quota
-    FROM key
-    JOIN subscriptions s ON s.organization_id = key.organization_id
-    JOIN plans p ON p.id = s.plan_id
-    WHERE (s.current_period_end IS NULL OR s.current_period_end > %(now)s)
-      AND (%(feature)s IS NULL OR p.features::jsonb @> jsonb_build_array(%(feature)s))
-      AND (key.bot_id IS NULL OR EXISTS (
-          SELECT 1 FROM bots b
-          WHERE b.id = key.bot_id AND b.organization_id = key.organization_id AND b.is_enabled))
-), counter AS (
+# The writes of one record, in the lock order: the quota (the conditional upsert, which
+# locks the month counter row and checks and consumes in one step), the record (ON
+# CONFLICT DO NOTHING on its idempotency key: a key seen before, or committed by a
+# concurrent retry meanwhile, leaves `record` empty with the counter already raised),
+# the daily rollup (only with the record). They read `terms`: organization_id, bot_id,
+# id (the API key's) and quota (NULL: unlimited). The statements' CTEs share one snapshot
+# and cannot see each other's rows, so each write takes its input from the one before.
+_RECORD_WRITES = """counter AS (
     INSERT INTO usage_counters AS c (organization_id, period_start, used)
     SELECT organization_id, %(period_start)s, %(quantity)s FROM terms
     WHERE quota IS NULL OR %(quantity)s <= quota
@@ -293,10 +293,66 @@ WITH key AS (
 ), daily AS (
     INSERT INTO usage_daily AS d (organization_id, day, bot_id, kind, quantity)
     SELECT terms.organization_id, %(day)s, COALESCE(terms.bot_id, 0), %(kind)s, %(quantity)s
-    FROM terms, counter
+    FROM terms, record
     ON CONFLICT (organization_id, day, bot_id, kind) DO UPDATE
     SET quantity = d.quantity + excluded.quantity
-), touch AS (
+)"""
+
+# `record_usage`'s writes as one statement, for a caller that has read the plan terms.
+_RECORD = (
+    """
+WITH terms AS (
+    SELECT %(organization_id)s AS organization_id, %(bot_id)s AS bot_id, %(api_key_id)s AS id,
+        %(quota)s AS quota
+), """
+    + _RECORD_WRITES
+    + """
+SELECT (SELECT used FROM counter), EXISTS (SELECT 1 FROM record)
+"""
+)
+RECORD = PreparedStatement(
+    "usage_record",
+    _RECORD,
+    {
+        "organization_id": "integer",
+        "bot_id": "integer",
+        "api_key_id": "integer",
+        "quota": "bigint",
+        "kind": "text",
+        "quantity": "integer",
+        "scope": "text",
+        "idempotency_key": "text",
+        "period_start": "timestamptz",
+        "now": "timestamptz",
+        "day": "date",
+    },
+)
+
+# The same record plus the API-key check, as one PostgreSQL statement. Every write is
+# gated on every rule: a live key (digest match, not revoked), a bound key asked for its
+# own bot only, an enabled bot of the organization, a plan period still running, the
+# kind in the plan, and the quota. If any gate fails nothing is written and `recorded` is
+# false; a replay leaves it false with the counter raised, and the caller rolls back.
+_RECORD_WITH_KEY = (
+    """
+WITH key AS (
+    SELECT id, organization_id, COALESCE(bot_id, %(bot_id)s) AS bot_id
+    FROM api_keys
+    WHERE prefix = %(prefix)s AND secret_hash = %(digest)s AND revoked_at IS NULL
+      AND (bot_id IS NULL OR %(bot_id)s IS NULL OR bot_id = %(bot_id)s)
+), terms AS (
+    SELECT key.*, p.monthly_message_quota AS quota
+    FROM key
+    JOIN subscriptions s ON s.organization_id = key.organization_id
+    JOIN plans p ON p.id = s.plan_id
+    WHERE (s.current_period_end IS NULL OR s.current_period_end > %(now)s)
+      AND (%(feature)s IS NULL OR p.features::jsonb @> jsonb_build_array(%(feature)s))
+      AND (key.bot_id IS NULL OR EXISTS (
+          SELECT 1 FROM bots b
+          WHERE b.id = key.bot_id AND b.organization_id = key.organization_id AND b.is_enabled))
+), """
+    + _RECORD_WRITES
+    + """, touch AS (
     UPDATE api_keys SET last_used_at = %(now)s
     FROM record
     WHERE api_keys.prefix = %(prefix)s
@@ -305,6 +361,7 @@ WITH key AS (
 SELECT terms.organization_id, terms.quota, counter.used, EXISTS (SELECT 1 FROM record)
 FROM terms, counter
 """
+)
 # Prepared once per database connection: planning this statement costs PostgreSQL three
 # times what executing it does.
 RECORD_WITH_KEY = PreparedStatement(
