@@ -285,4 +285,3 @@ def test_a_stopped_embedding_is_finished_by_the_periodic_catch_up(
 
         assert set(stored(app, bot_id)) == digests(*texts)
         assert tasks.embed_missing() == 0  # nothing left to do, for any bot
-
