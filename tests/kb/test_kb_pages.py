@@ -216,7 +216,7 @@ def test_try_it_shows_the_answer_confidence_and_matches(app: Flask, tenant: Tena
     assert 'data-band="confident" data-handoff="false"' in html
     assert tea[1]["answer"] in html
     assert re.search(
-        r"Confidence \d\.\d\d: it answers from 0\.87 and offers questions from 0\.02\.", html
+        r"Confidence \d\.\d\d: it answers from 0\.83 and offers questions from 0\.02\.", html
     )
     matches = html.split('id="try-matches"', 1)[1]
     assert f'<tr data-entry-id="{tea[1]["id"]}" class="table-success">' in matches

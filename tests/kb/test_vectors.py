@@ -149,6 +149,9 @@ def test_reembed_replaces_the_vectors_of_an_older_model(app: Flask, tenant: Tena
     texts = [text for q, a, similar in TEA_FAQ for text in (q, a, *similar)]
     assert {model for _row, model in stored(app, bot_id).values()} == {embedding.MODEL}
     assert set(stored(app, bot_id)) == digests(*texts)
+    # a paraphrase without the entry's words, found by its vector (a three-entry bot's
+    # cosine z-scores are small, so it is answered from a lower threshold than the default)
+    tenant.api.patch(f"/api/v1/bots/{bot_id}", json={"answer_threshold": 0.5})
     assert preview(tenant, bot_id, "请问下单以后几天能发出来")["answer"] == TEA_FAQ[0][1]
     missing = app.test_cli_runner().invoke(args=["kb", "reembed", "--bot", "999999"])
     assert missing.exit_code != 0 and "There is no bot 999999" in missing.output
@@ -238,7 +241,15 @@ def test_a_large_index_shortlists_in_a_projection_and_ranks_exactly(
     assert large.basis is not None and large.basis.shape == (embedding.DIMENSIONS, 128)
 
     for question in unit(20):
-        assert list(large._closest(question)) == list(everything._closest(question))
+        rows, spread, answer_spread = large._closest(question)
+        exact_rows, exact_spread, exact_answer_spread = everything._closest(question)
+        assert list(rows) == list(exact_rows)
+        # the z-scores' spreads, from the projected cosines: the vectors lie in 64 of the
+        # projection's 128 directions, so they are the exact ones here
+        assert spread.mean == pytest.approx(exact_spread.mean, abs=1e-4)
+        assert spread.std == pytest.approx(exact_spread.std, abs=1e-4)
+        assert answer_spread.mean == pytest.approx(exact_answer_spread.mean, abs=1e-4)
+        assert answer_spread.std == pytest.approx(exact_answer_spread.std, abs=1e-4)
 
 
 def test_a_learned_phrasing_is_embedded_alone_and_answers_at_once(

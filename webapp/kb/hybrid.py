@@ -10,7 +10,10 @@ the FAQ does not answer. The engine takes both:
 2. Signals, for each candidate (`features`): the best phrasing's cosine, the answer's
    cosine, the lexical confidence and how much of the question's words the entry and
    its answer know, most with their margin over the other candidates, and which
-   candidate comes first by each.
+   candidate comes first by each; both cosines as z-scores among every entry's cosines
+   for this question (a per-bot scale: some bots' entries are all close to everything);
+   and two of the question's own: the share of its word weight the bot has never seen,
+   and its length.
 3. One confidence: a logistic model of "this entry answers the question", whose
    weights `bench/fit_answers.py` fits on the labelled sets and writes to
    `webapp.kb.calibration`. It is a probability, so the bot's thresholds mean the same
@@ -31,7 +34,7 @@ entries whose texts it does not hold: adding one phrasing reads one vector.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -75,6 +78,10 @@ FEATURES = (
     "cosine_first",  # 1 when it is the first candidate by cosine
     "answer_first",  # by answer cosine
     "lexical_first",  # by lexical confidence
+    "cosine_z",  # cosine as a z-score among every entry's best phrasing's cosine
+    "answer_z",  # answer_cosine as a z-score among every entry's answer's cosine
+    "unknown",  # share of the question's word weight the bot has never seen
+    "length",  # log of the question's length in characters
 )
 if tuple(calibration.HYBRID_FEATURES) != FEATURES:
     raise RuntimeError("webapp/kb/calibration.py is stale: run bench/fit_answers.py")
@@ -90,12 +97,50 @@ class Candidate:
     answer_cosine: float | None
 
 
-def features(candidates: Sequence[Candidate]) -> np.ndarray:
+@dataclass(frozen=True)
+class Spread:
+    """The mean and standard deviation of every entry's cosines to a question."""
+
+    mean: float
+    std: float
+
+    @classmethod
+    def of(cls, cosines: np.ndarray) -> Spread:
+        return cls(float(cosines.mean()), float(cosines.std()))
+
+    def z(self, values: np.ndarray) -> np.ndarray:
+        return (values - self.mean) / (self.std + 1e-6)
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """A question's candidates and the question-level values their features need."""
+
+    found: list[Candidate]
+    unknown: float  # share of the question's word weight the bot has never seen
+    length: int  # the question's length in characters
+    # of every entry's best phrasing's cosine and answer's cosine (`HybridIndex._closest`);
+    # None without the question's vector
+    cosines: Spread | None
+    answer_cosines: Spread | None
+
+
+def unknown_share(weights: Mapping[str, float], known: Container[str]) -> float:
+    """The share of the question's word weight (`weights`) that is not among `known`."""
+    total = sum(weights.values()) or 1.0
+    return sum(w for token, w in weights.items() if token not in known) / total
+
+
+def features(candidates: Candidates) -> np.ndarray:
     """One row of `FEATURES` per candidate (all of them with vectors)."""
-    cosine = np.array([c.cosine for c in candidates], dtype=np.float64)
-    answer = np.array([c.answer_cosine for c in candidates], dtype=np.float64)
-    lexical = np.array([c.lexical.confidence for c in candidates])
-    coverage = np.array([c.lexical.coverage for c in candidates])
+    found = candidates.found
+    if candidates.cosines is None or candidates.answer_cosines is None:
+        raise ValueError("features need the question's vector")
+    cosine = np.array([c.cosine for c in found], dtype=np.float64)
+    answer = np.array([c.answer_cosine for c in found], dtype=np.float64)
+    lexical = np.array([c.lexical.confidence for c in found])
+    coverage = np.array([c.lexical.coverage for c in found])
+    count = len(found)
     return np.column_stack(
         [
             cosine,
@@ -107,10 +152,14 @@ def features(candidates: Sequence[Candidate]) -> np.ndarray:
             _margin(lexical),
             coverage,
             _margin(coverage),
-            [c.lexical.answer_coverage for c in candidates],
+            [c.lexical.answer_coverage for c in found],
             cosine == cosine.max(),
             answer == answer.max(),
             lexical == lexical.max(),
+            candidates.cosines.z(cosine),
+            candidates.answer_cosines.z(answer),
+            np.full(count, candidates.unknown),
+            np.full(count, np.log(max(candidates.length, 1))),
         ]
     )
 
@@ -130,13 +179,14 @@ def hybrid_probabilities(rows: np.ndarray) -> np.ndarray:
     return 1 / (1 + np.exp(-logits))
 
 
-def probabilities(candidates: Sequence[Candidate]) -> list[float]:
+def probabilities(candidates: Candidates) -> list[float]:
     """The calibrated confidence of each candidate."""
-    if not candidates:
+    found = candidates.found
+    if not found:
         return []
-    if all(c.cosine is not None for c in candidates):
+    if all(c.cosine is not None for c in found):
         return [float(p) for p in hybrid_probabilities(features(candidates))]
-    return [lexical_probability(c.lexical.confidence) for c in candidates]
+    return [lexical_probability(c.lexical.confidence) for c in found]
 
 
 class HybridIndex:
@@ -212,14 +262,16 @@ class HybridIndex:
             if not all(text in self.vectors for text in entry_texts(entry))
         ]
 
-    def candidates(self, question: str, vector: np.ndarray | None) -> list[Candidate]:
+    def candidates(self, question: str, vector: np.ndarray | None) -> Candidates:
         """The best entries by words and by cosine (`vector`: the question's), unranked."""
         query = frozenset(tokenize(question))
         weights = self.lexical.weights(query)
         scores = {m.entry_id: m.score for m in self.lexical.search_tokens(query, TOP_K)}
         ids = list(scores)
+        spread = answer_spread = None
         if vector is not None and self.has_vectors:
-            ids.extend(self.entry_ids[row] for row in self._closest(vector))
+            closest, spread, answer_spread = self._closest(vector)
+            ids.extend(self.entry_ids[row] for row in closest)
         found = []
         for entry_id in dict.fromkeys(ids):
             signals = self.lexical.entry_signals(weights, entry_id)
@@ -237,28 +289,36 @@ class HybridIndex:
                     entry_id, phrasing, signals, scores.get(entry_id, 0.0), cosine, answer_cosine
                 )
             )
-        return found
+        unknown = unknown_share(weights, self.lexical.idf)
+        return Candidates(found, unknown, len(question), spread, answer_spread)
 
-    def _closest(self, vector: np.ndarray) -> np.ndarray:
-        """The `TOP_K` entry rows whose best phrasing's cosine plus answer's is highest."""
+    def _closest(self, vector: np.ndarray) -> tuple[np.ndarray, Spread, Spread]:
+        """The `TOP_K` entry rows whose best phrasing's cosine plus answer's is highest,
+        and the spreads of every entry's best phrasing's cosine and answer's cosine.
+
+        From `COARSE_FROM` entries the cosines are the projected ones (on the
+        `COARSE_DIMENSIONS` main directions), the `SHORTLIST` closest entries' replaced by
+        their exact ones: the spreads come from those, at no extra product."""
         if self.basis is None:
             rows = np.arange(len(self.entry_ids))
-            semantic = self._semantic(self.phrasing_matrix, self.answer_matrix, vector)
+            phrasings, answers = self._cosines(self.phrasing_matrix, self.answer_matrix, vector)
         else:
             reduced = vector @ self.basis
-            coarse = self._semantic(self.coarse_phrasings, self.coarse_answers, reduced)
-            rows = _top(coarse, SHORTLIST)
+            phrasings, answers = self._cosines(self.coarse_phrasings, self.coarse_answers, reduced)
+            rows = _top(phrasings + answers, SHORTLIST)
             lengths = self.ends[rows] - self.starts[rows]
             offsets = np.cumsum(lengths) - lengths
             positions = np.repeat(self.starts[rows] - offsets, lengths) + np.arange(lengths.sum())
-            phrasings = np.maximum.reduceat(self.phrasing_matrix[positions] @ vector, offsets)
-            semantic = phrasings + self.answer_matrix[rows] @ vector
-        return rows[_top(semantic, TOP_K)]
+            phrasings[rows] = np.maximum.reduceat(self.phrasing_matrix[positions] @ vector, offsets)
+            answers[rows] = self.answer_matrix[rows] @ vector
+        semantic = phrasings[rows] + answers[rows]
+        return rows[_top(semantic, TOP_K)], Spread.of(phrasings), Spread.of(answers)
 
-    def _semantic(
+    def _cosines(
         self, phrasings: np.ndarray, answers: np.ndarray, vector: np.ndarray
-    ) -> np.ndarray:
-        return np.maximum.reduceat(phrasings @ vector, self.starts) + answers @ vector
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Every entry's best phrasing's cosine, and its answer's."""
+        return np.maximum.reduceat(phrasings @ vector, self.starts), answers @ vector
 
     def search(
         self, question: str, vector: np.ndarray | None, limit: int = CANDIDATES
@@ -266,7 +326,7 @@ class HybridIndex:
         """The best matches, one per entry, best first, with the calibrated confidence."""
         found = self.candidates(question, vector)
         ranked = sorted(
-            zip(probabilities(found), found, strict=True),
+            zip(probabilities(found), found.found, strict=True),
             key=lambda pair: (pair[0], pair[1].lexical.confidence),
             reverse=True,
         )
