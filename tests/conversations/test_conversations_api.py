@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from flask import Flask
 
@@ -13,6 +14,7 @@ from tests.conversations import CONVERSATIONS, messages_path, start
 from tests.kb import add_tea_faq, offer_only_when_fairly_sure
 from tests.usage.conftest import Tenant, key_headers
 from webapp.billing.periods import SHANGHAI, month_start
+from webapp.conversations import services as conversation_services
 from webapp.conversations.models import Attachment, Conversation, Message
 from webapp.db import utcnow
 from webapp.extensions import db
@@ -105,6 +107,35 @@ def test_over_quota_nothing_is_stored_or_answered(app: Flask, tenant: Tenant) ->
 
     assert_error(response, 429, "quota_exceeded")
     assert response.headers["X-Quota-Remaining"] == "0"
+    assert stored_messages(app, conversation["id"]) == []
+
+
+def test_a_plan_change_while_answering_is_the_quota_metered(
+    app: Flask, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The quota is the plan's when the message is metered, not when answering began: a
+    downgrade (a refund ending the paid period) committed meanwhile is not exceeded."""
+    _bot_id, key, _entries = bot_with_faq(tenant)
+    tenant.set_plan("pro")
+    client = app.test_client()
+    conversation = start(client, key_headers(key))
+    with app.app_context():
+        db.session.add(
+            UsageCounter(organization_id=tenant.id, period_start=month_start(utcnow()), used=1000)
+        )
+        db.session.commit()
+    answer = conversation_services.answer_question
+
+    def downgraded_while_answering(*args: Any, **kwargs: Any) -> Any:
+        tenant.set_plan("free")  # its own session: committed while the message is answered
+        return answer(*args, **kwargs)
+
+    monkeypatch.setattr(conversation_services, "answer_question", downgraded_while_answering)
+
+    response = say(client, conversation["id"], "什么时候发货", key)
+
+    assert_error(response, 429, "quota_exceeded")
+    assert response.headers["X-Quota-Limit"] == "1000"
     assert stored_messages(app, conversation["id"]) == []
 
 

@@ -58,7 +58,7 @@ from webapp.kb.services import answer_question
 from webapp.learning import services as learning
 from webapp.orgs.models import OrganizationMember
 from webapp.usage.models import UsageKind
-from webapp.usage.services import PlanTerms, UsageResult, record_usage, refuse_early
+from webapp.usage.services import UsageResult, record_usage, refuse_early
 
 IDEMPOTENCY_KEY_MAX_LENGTH = 200
 
@@ -278,7 +278,7 @@ def post_customer_message(
         )
     usage_kind = _USAGE_KIND[kind]
 
-    def meter(terms: PlanTerms | None = None) -> UsageResult:
+    def meter() -> UsageResult:
         return record_usage(
             organization_id,
             usage_kind,
@@ -286,7 +286,6 @@ def post_customer_message(
             api_key_id=api_key_id,
             idempotency_key=idempotency_key,
             idempotency_scope=f"conversation:{conversation.id}",  # never a usage API key's
-            terms=terms,
         )
 
     if idempotency_key is not None and _message_with_key(conversation.id, idempotency_key):
@@ -295,13 +294,13 @@ def post_customer_message(
     # Answering may be slow (an index rebuild, an LLM): refuse what is sure to be refused
     # first, then answer, then meter. Metering locks the organization's month counter until
     # the commit, so it comes last, where it holds the lock for a few statements only.
-    terms = refuse_early(organization_id, usage_kind)
+    refuse_early(organization_id, usage_kind)
     # Held until metering, which checks that the bot is enabled: it finds it in the session.
     bot = bot_of(organization_id, conversation.bot_id)
     answer = None
     if conversation.agent_joined_at is None:
         answer = _respond(conversation, bot, kind, text, pick)
-    usage = meter(terms)  # the atomic check: over quota now, and nothing is stored
+    usage = meter()  # the atomic check: over quota now, and nothing is stored
     if usage.replayed:
         return _replayed_exchange(conversation, idempotency_key, usage)
 

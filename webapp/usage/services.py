@@ -142,13 +142,14 @@ def record_usage(
     idempotency_key: str | None = None,
     idempotency_scope: str = API_SCOPE,
     now: datetime | None = None,
-    terms: PlanTerms | None = None,
 ) -> UsageResult:
     """Count `quantity` against the month's quota, once per idempotency key and scope.
 
-    `terms`: the plan terms already read in this transaction (`refuse_early`), if any."""
+    The plan terms are read here, right before the counter, never taken from an earlier
+    read: a plan changed meanwhile (a refund ending a paid period while a message was
+    answered) must not be metered against the quota it had before."""
     now = now or utcnow()
-    terms = terms or plan_terms(organization_id, now)
+    terms = plan_terms(organization_id, now)
     _require_feature(terms, kind)
     if not 1 <= quantity <= MAX_QUANTITY:
         raise AppError(
@@ -254,18 +255,17 @@ def _quota_exceeded(
     return exceeded
 
 
-def refuse_early(organization_id: int, kind: UsageKind, now: datetime | None = None) -> PlanTerms:
+def refuse_early(organization_id: int, kind: UsageKind, now: datetime | None = None) -> None:
     """What `record_usage` would refuse whatever happens meanwhile: a kind the plan lacks,
     or a month whose quota is already used up. A plain read that locks nothing, for
     callers with slow work to do before recording (answering a message); `record_usage`
-    stays the atomic check. Returns the plan terms, for `record_usage`."""
+    stays the atomic check (and reads the plan terms again)."""
     now = now or utcnow()
     terms = plan_terms(organization_id, now)
     _require_feature(terms, kind)
     period_start = month_start(now)
     if terms.quota is not None and _month_used(organization_id, period_start) >= terms.quota:
         raise _quota_exceeded(organization_id, terms.quota, period_start, next_month_start(now))
-    return terms
 
 
 # The writes of one record, in the lock order: the quota (the conditional upsert, which
