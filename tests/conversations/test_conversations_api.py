@@ -169,6 +169,7 @@ def test_images_need_a_plan_with_them(app: Flask, tenant: Tenant) -> None:
     assert download.status_code == 200
     assert download.data == b"\x89PNG fake"
     assert download.mimetype == "image/png"
+    assert {"private", "no-store"} <= set(download.headers["Cache-Control"].split(", "))
 
 
 def test_uploads_are_validated(app: Flask, tenant: Tenant) -> None:

@@ -170,7 +170,10 @@ def test_another_organizations_conversation_is_404(
     own = portal_of(app, stranger.owner)
     portal = portal_of(app, tenant.owner)
 
-    assert own.get(f"{page}/messages/{message_id}/attachment").data == b"\x89PNG fake"
+    download = own.get(f"{page}/messages/{message_id}/attachment")
+    assert download.data == b"\x89PNG fake"
+    # a customer's photo is part of the chat: never stored by a cache or the browser
+    assert {"private", "no-store"} <= set(download.headers["Cache-Control"].split(", "))
     assert 'class="small attachment-link"' in own.page(page)
     assert portal.get(page).status_code == 404
     assert portal.get(f"{page}/messages/{message_id}/attachment").status_code == 404

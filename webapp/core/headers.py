@@ -24,10 +24,11 @@ after logout shows them again.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from flask import Flask, Response, session
+from flask import Flask, Response, make_response, session
 from flask_talisman import Talisman
 
 PAGE_POLICY = {
@@ -74,8 +75,18 @@ def _private_pages_uncached(response: Response) -> Response:
 
 
 def user_upload(view: View) -> View:
-    """A view that serves a customer's file: its own, sandboxing policy.
+    """A view that serves a customer's file: its own, sandboxing policy, and
+    `Cache-Control: private, no-store` (a customer's photo, a 发票 with tax ids: kept by
+    neither a shared cache nor the browser).
 
     Talisman reads per-view options from an attribute its decorator sets on the view,
     whichever instance made it, so this needs no app."""
-    return Talisman()(content_security_policy=UPLOAD_POLICY)(view)
+
+    @functools.wraps(view)
+    def uncached(*args: Any, **kwargs: Any) -> Response:
+        response = make_response(view(*args, **kwargs))
+        response.cache_control.private = True
+        response.cache_control.no_store = True
+        return response
+
+    return Talisman()(content_security_policy=UPLOAD_POLICY)(cast(View, uncached))

@@ -232,21 +232,19 @@ def invoice_of(organization_id: int, invoice_id: int) -> InvoiceRequest:
 
 def invoice_pdf(organization_id: int, invoice_id: int) -> Response:
     """The issued PDF as a download (404 until it is issued): an attachment, never shown
-    inline, kept out of shared caches. Its views add the uploads' sandboxing policy."""
+    inline. Its views add the uploads' sandboxing policy and keep it out of caches
+    (`user_upload`)."""
     invoice = invoice_of(organization_id, invoice_id)
     if invoice.status != InvoiceStatus.ISSUED or invoice.pdf is None:
         raise NotFound(_("This invoice has not been issued yet."), error="invoice_not_issued")
     order = db.session.get(Order, invoice.order_id)
     assert order is not None
-    response = send_file(
+    return send_file(
         io.BytesIO(invoice.pdf),
         mimetype="application/pdf",
         as_attachment=True,
         download_name=f"fapiao-{order.out_trade_no}.pdf",
     )
-    response.cache_control.private = True
-    response.cache_control.no_store = True
-    return response
 
 
 # --- operators ---------------------------------------------------------------------
