@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import threading
 from typing import Any
 
 import pytest
@@ -390,3 +391,38 @@ def test_owners_and_admins_rotate_the_publishable_key(
     with app.app_context():
         bot = db.session.get(Bot, bot_id)
         assert bot is not None and bot.publishable_key == new_key
+
+
+def test_a_wrong_visitor_token_never_waits_on_the_conversation(
+    app: Flask, committed_db: None, tenant: Tenant
+) -> None:
+    """Posting to a conversation locks it, but only for its own visitor: anyone holding the
+    public key and guessing ids is refused at once, even while its visitor's message is
+    being answered (the row locked), instead of holding a worker until that commits."""
+    _bot_id, key = faq_widget(tenant)
+    client = app.test_client()
+    conversation_id, _token = open_conversation(client, key)
+    _other_id, other_token = open_conversation(client, key)
+    engine = sa.create_engine(app.config["SQLALCHEMY_DATABASE_URI"], poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as answering:
+            answering.execute(
+                sa.text("SELECT id FROM conversations WHERE id = :id FOR UPDATE"),
+                {"id": conversation_id},
+            )
+            responses: list[Any] = []
+            guess = threading.Thread(
+                target=lambda: responses.append(
+                    say(app.test_client(), key, conversation_id, other_token, "什么时候发货")
+                )
+            )
+            guess.start()
+            guess.join(timeout=3)
+            waited = guess.is_alive()
+            answering.rollback()
+            guess.join()
+    finally:
+        engine.dispose()
+
+    assert not waited
+    assert_error(responses[0], 404, "conversation_not_found")

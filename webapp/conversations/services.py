@@ -26,7 +26,6 @@ agent returns it to the bot; messages are still counted and stored for the agent
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -131,19 +130,20 @@ def visitor_conversation(
     bot: Bot, conversation_id: int, visitor_token: str, *, for_update: bool = False
 ) -> Conversation:
     """A widget conversation of this bot whose visitor holds `visitor_token`, or 404 (as for
-    any conversation the visitor did not start, another bot's or an API one)."""
+    any conversation the visitor did not start, another bot's or an API one).
+
+    The token is matched in the query, so `for_update` locks the row for its own visitor
+    only: a guess (anyone holding the public key) is refused at once, never waiting on a
+    message being answered."""
     query = sa.select(Conversation).where(
-        Conversation.id == conversation_id, Conversation.bot_id == bot.id
+        Conversation.id == conversation_id,
+        Conversation.bot_id == bot.id,
+        Conversation.visitor_token_hash == token_digest(visitor_token),
     )
     if for_update:
         query = query.with_for_update().execution_options(populate_existing=True)
     conversation = db.session.scalar(query)
-    stored = conversation.visitor_token_hash if conversation is not None else None
-    if (
-        conversation is None
-        or stored is None
-        or not hmac.compare_digest(stored, token_digest(visitor_token))
-    ):
+    if conversation is None:
         raise NotFound(_("Conversation not found."), error="conversation_not_found")
     return conversation
 
