@@ -44,6 +44,17 @@ def bot_with_faq(tenant: Tenant) -> tuple[int, str, list[dict[str, Any]]]:
     return bot_id, tenant.add_api_key(bot_id), entries
 
 
+def month_used(app: Flask, organization_id: int, used: int) -> None:
+    """The organization has used `used` messages this month."""
+    with app.app_context():
+        db.session.add(
+            UsageCounter(
+                organization_id=organization_id, period_start=month_start(utcnow()), used=used
+            )
+        )
+        db.session.commit()
+
+
 def say(client: Any, conversation_id: int, text: str, key: str, **extra: Any) -> Any:
     return client.post(
         messages_path(conversation_id), json={"text": text, **extra}, headers=key_headers(key)
@@ -97,11 +108,7 @@ def test_over_quota_nothing_is_stored_or_answered(app: Flask, tenant: Tenant) ->
     _bot_id, key, _entries = bot_with_faq(tenant)
     client = app.test_client()
     conversation = start(client, key_headers(key))
-    with app.app_context():
-        db.session.add(
-            UsageCounter(organization_id=tenant.id, period_start=month_start(utcnow()), used=1000)
-        )
-        db.session.commit()
+    month_used(app, tenant.id, 1000)
 
     response = say(client, conversation["id"], "什么时候发货", key)
 
@@ -119,11 +126,7 @@ def test_a_plan_change_while_answering_is_the_quota_metered(
     tenant.set_plan("pro")
     client = app.test_client()
     conversation = start(client, key_headers(key))
-    with app.app_context():
-        db.session.add(
-            UsageCounter(organization_id=tenant.id, period_start=month_start(utcnow()), used=1000)
-        )
-        db.session.commit()
+    month_used(app, tenant.id, 1000)
     answer = conversation_services.answer_question
 
     def downgraded_while_answering(*args: Any, **kwargs: Any) -> Any:
